@@ -1,0 +1,274 @@
+//! The CPU backend: streams every row once, scores a block at a time, and keeps a bounded heap.
+//!
+//! It is the runtime path when WebGPU is missing or not worth it, and the oracle the GPU kernel is tested
+//! against. In the browser the dot products use wasm SIMD128; natively they are plain loops that LLVM
+//! vectorises.
+
+use crate::catalog::Catalog;
+use crate::rank::topk::{rank_key, score_key, TopK};
+use crate::rank::{flags, Plan};
+use crate::shard::{Rows, Shard};
+
+/// Rows scored per block before the heap sees them.
+const BLOCK: usize = 256;
+
+/// Returns the best `m` candidates of the whole catalogue as rank keys, best first.
+pub(crate) fn scan(catalog: &Catalog, plan: &Plan, m: usize) -> Vec<u64> {
+    let mut top = TopK::new(m);
+    let mut base = [0f32; BLOCK];
+    for (si, shard) in catalog.shards.iter().enumerate() {
+        let start = catalog.starts[si];
+        let mut from = 0;
+        while from < shard.len {
+            let to = (from + BLOCK).min(shard.len);
+            block_scores(shard, plan, from, to, &mut base[..to - from]);
+            for (i, &s0) in base[..to - from].iter().enumerate() {
+                let r = from + i;
+                if let Some(s) = adjust(shard, plan, r, s0) {
+                    let g = start + r;
+                    let rk = rank_key(score_key(s), g as u32);
+                    if rk > top.floor() && plan.mask_ok(g) && passes(shard, plan, r) {
+                        top.push(rk);
+                    }
+                }
+            }
+            from = to;
+        }
+    }
+    top.into_sorted()
+}
+
+/// Score of row `r` after popularity and boosts, in the same operation order as the shader.
+#[inline(always)]
+fn adjust(shard: &Shard, plan: &Plan, r: usize, mut s: f32) -> Option<f32> {
+    if plan.flags & flags::POP != 0 {
+        if let Some(p) = &shard.popularity {
+            s += plan.pop_weight * p[r];
+        }
+    }
+    if plan.flags & flags::BOOST != 0 {
+        if let Some(c) = &shard.category {
+            s += plan.cat_boost[c[r] as usize];
+        }
+    }
+    if s.is_nan() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+/// Attribute filters of row `r` (the row mask is checked by the caller).
+#[inline(always)]
+fn passes(shard: &Shard, plan: &Plan, r: usize) -> bool {
+    let f = plan.flags;
+    if f & flags::STOCK != 0 && shard.in_stock.as_ref().is_some_and(|s| s[r] == 0) {
+        return false;
+    }
+    if f & flags::CATS != 0 {
+        match &shard.category {
+            Some(c) => {
+                let c = c[r];
+                if (plan.cat_allow[(c >> 5) as usize] >> (c & 31)) & 1 == 0 {
+                    return false;
+                }
+            }
+            None => return false,
+        }
+    }
+    if f & flags::PRICE != 0 {
+        match &shard.price {
+            Some(p) => {
+                let p = p[r];
+                if !(p >= plan.price[0] && p <= plan.price[1]) {
+                    return false;
+                }
+            }
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Base scores (`dot * row_scale`) of rows `from..to` of `shard` into `out`.
+fn block_scores(shard: &Shard, plan: &Plan, from: usize, to: usize, out: &mut [f32]) {
+    let d = shard.meta.dim;
+    match &shard.rows {
+        Rows::F32(v) => dot_f32(&v[from * d..to * d], d, &plan.q, out),
+        Rows::F16(v) => dot_f16(&v[from * d..to * d], d, &plan.q, out),
+        Rows::I8(v) => {
+            let mut acc = [0i32; BLOCK];
+            let acc = &mut acc[..to - from];
+            dot_i8(&v[from * d..to * d], d, &plan.q8, acc);
+            let scales = shard.scales.as_deref().unwrap_or(&[]);
+            for ((o, &a), &s) in out.iter_mut().zip(acc.iter()).zip(&scales[from..to]) {
+                *o = a as f32 * plan.qscale * s;
+            }
+        }
+    }
+}
+
+/// Integer dot products of int8 rows `[n, d]` with `q [d]`: exact, in `i32`.
+pub fn dot_i8(rows: &[i8], d: usize, q: &[i8], out: &mut [i32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd::dot_i8(rows, d, q, out)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        for (o, row) in out.iter_mut().zip(rows.chunks_exact(d)) {
+            *o = row.iter().zip(q).map(|(&a, &b)| a as i32 * b as i32).sum();
+        }
+    }
+}
+
+/// f32 dot products of rows `[n, d]` with `q [d]`.
+pub fn dot_f32(rows: &[f32], d: usize, q: &[f32], out: &mut [f32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd::dot_f32(rows, d, q, out)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        for (o, row) in out.iter_mut().zip(rows.chunks_exact(d)) {
+            *o = dot8(row, q);
+        }
+    }
+}
+
+/// Dot product with eight running sums, so LLVM can keep them in vector lanes.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Exact conversion of a finite IEEE half (normal or subnormal) to f32, without branches.
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let mag = f32::from_bits(((h & 0x7fff) as u32) << 13) * f32::from_bits(0x7780_0000); // * 2^112
+    f32::from_bits(mag.to_bits() | (((h & 0x8000) as u32) << 16))
+}
+
+/// f16 rows `[n, d]` (raw bits) against an f32 query `[d]`.
+pub fn dot_f16(rows: &[u16], d: usize, q: &[f32], out: &mut [f32]) {
+    let mut buf = vec![0f32; d];
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(d)) {
+        for (b, &h) in buf.iter_mut().zip(row) {
+            *b = f16_to_f32(h);
+        }
+        let mut tmp = [0f32];
+        dot_f32(&buf, d, q, &mut tmp);
+        *o = tmp[0];
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd {
+    use core::arch::wasm32::*;
+
+    /// Four rows at a time: each 16-byte slice is widened to i16 and multiplied pairwise into i32 lanes.
+    pub fn dot_i8(rows: &[i8], d: usize, q: &[i8], out: &mut [i32]) {
+        let chunks = d / 16;
+        let tail = chunks * 16;
+        // Widened query halves, computed once.
+        let mut qw: Vec<(v128, v128)> = Vec::with_capacity(chunks);
+        for c in 0..chunks {
+            // SAFETY: c * 16 + 16 <= d == q.len(); v128_load has no alignment requirement.
+            let v = unsafe { v128_load(q.as_ptr().add(c * 16) as *const v128) };
+            qw.push((i16x8_extend_low_i8x16(v), i16x8_extend_high_i8x16(v)));
+        }
+        for (o, row) in out.iter_mut().zip(rows.chunks_exact(d)) {
+            let mut acc = i32x4_splat(0);
+            for (c, &(ql, qh)) in qw.iter().enumerate() {
+                // SAFETY: the row has d bytes and c * 16 + 16 <= d.
+                let v = unsafe { v128_load(row.as_ptr().add(c * 16) as *const v128) };
+                acc = i32x4_add(acc, i32x4_dot_i16x8(i16x8_extend_low_i8x16(v), ql));
+                acc = i32x4_add(acc, i32x4_dot_i16x8(i16x8_extend_high_i8x16(v), qh));
+            }
+            let mut s = i32x4_extract_lane::<0>(acc)
+                + i32x4_extract_lane::<1>(acc)
+                + i32x4_extract_lane::<2>(acc)
+                + i32x4_extract_lane::<3>(acc);
+            for j in tail..d {
+                s += row[j] as i32 * q[j] as i32;
+            }
+            *o = s;
+        }
+    }
+
+    pub fn dot_f32(rows: &[f32], d: usize, q: &[f32], out: &mut [f32]) {
+        let chunks = d / 4;
+        let tail = chunks * 4;
+        for (o, row) in out.iter_mut().zip(rows.chunks_exact(d)) {
+            let mut a0 = f32x4_splat(0.0);
+            let mut a1 = f32x4_splat(0.0);
+            let mut c = 0;
+            while c + 1 < chunks {
+                // SAFETY: (c + 2) * 4 <= d for both the row and the query.
+                unsafe {
+                    let x0 = v128_load(row.as_ptr().add(c * 4) as *const v128);
+                    let y0 = v128_load(q.as_ptr().add(c * 4) as *const v128);
+                    let x1 = v128_load(row.as_ptr().add(c * 4 + 4) as *const v128);
+                    let y1 = v128_load(q.as_ptr().add(c * 4 + 4) as *const v128);
+                    a0 = f32x4_add(a0, f32x4_mul(x0, y0));
+                    a1 = f32x4_add(a1, f32x4_mul(x1, y1));
+                }
+                c += 2;
+            }
+            if c < chunks {
+                // SAFETY: (c + 1) * 4 <= d.
+                unsafe {
+                    let x0 = v128_load(row.as_ptr().add(c * 4) as *const v128);
+                    let y0 = v128_load(q.as_ptr().add(c * 4) as *const v128);
+                    a0 = f32x4_add(a0, f32x4_mul(x0, y0));
+                }
+            }
+            let a = f32x4_add(a0, a1);
+            let mut s = (f32x4_extract_lane::<0>(a) + f32x4_extract_lane::<1>(a))
+                + (f32x4_extract_lane::<2>(a) + f32x4_extract_lane::<3>(a));
+            for j in tail..d {
+                s += row[j] * q[j];
+            }
+            *o = s;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_conversion_matches_half() {
+        for h in 0..=u16::MAX {
+            let v = half::f16::from_bits(h);
+            if v.is_finite() {
+                assert_eq!(f16_to_f32(h).to_bits(), v.to_f32().to_bits(), "half bits {h:#06x}");
+            }
+        }
+    }
+
+    #[test]
+    fn int8_dot_is_exact_at_the_extremes() {
+        let d = 67;
+        let row = vec![-128i8; d];
+        let q = vec![-128i8; d];
+        let mut out = [0i32];
+        dot_i8(&row, d, &q, &mut out);
+        assert_eq!(out[0], 128 * 128 * d as i32);
+    }
+}

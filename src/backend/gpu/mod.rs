@@ -1,0 +1,470 @@
+//! The GPU backend on wgpu: WebGPU in the browser, Vulkan natively.
+//!
+//! At load, the catalogue is uploaded once, in chunks no larger than the adapter's storage-binding limit
+//! (and never above 128 MiB), the pipeline is created and one warm-up dispatch runs. A request then writes
+//! its small tables (query, category bits and boosts, row mask), records one compute pass over all chunks
+//! plus one copy, submits once, and reads back only each tile's best `m` (key, row) pairs, which the CPU
+//! merges.
+
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::kernels::{Kernel, GPU_MAX_K, TILE};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::rank::topk::rank_key;
+use crate::rank::Plan;
+use crate::shard::{Dtype, NO_CATEGORY};
+
+/// Largest single buffer binding shelfwise creates, whatever the adapter allows.
+pub const MAX_BINDING_BYTES: u64 = 128 << 20;
+
+/// A device and queue, with what the adapter reported.
+pub struct GpuContext {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    max_binding: u64,
+    /// First uncaptured error, or device loss, reported by wgpu.
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext").field("adapter", &self.info.name).finish()
+    }
+}
+
+impl GpuContext {
+    /// Requests an adapter and a device. Fails with [`Error::GpuUnavailable`] when there is none.
+    pub async fn new() -> Result<GpuContext> {
+        let instance = wgpu::Instance::default();
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::GpuUnavailable(e.to_string()))?;
+        let info = adapter.get_info();
+        let alimits = adapter.limits();
+        let mut limits = wgpu::Limits::downlevel_defaults();
+        limits.max_storage_buffer_binding_size = alimits.max_storage_buffer_binding_size.min(MAX_BINDING_BYTES);
+        limits.max_buffer_size = alimits.max_buffer_size.min(MAX_BINDING_BYTES);
+        limits.max_compute_workgroup_storage_size = alimits.max_compute_workgroup_storage_size.min(16384);
+        limits.max_storage_buffers_per_shader_stage = alimits.max_storage_buffers_per_shader_stage.min(8);
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("shelfwise"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::GpuUnavailable(format!("{}: {e}", info.name)))?;
+        let fault: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let f = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e| {
+            let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        let f = fault.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("device lost ({reason:?}): {msg}"));
+        });
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+            fault,
+        })
+    }
+
+    /// The adapter's name and driver, for display.
+    pub fn adapter_name(&self) -> String {
+        format!("{} ({:?}, {})", self.info.name, self.info.device_type, self.info.driver)
+    }
+
+    /// Whether the adapter is a software rasteriser (SwiftShader, lavapipe): correct, but no speed figure.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    fn check_fault(&self) -> Result<()> {
+        match self.fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(msg) => Err(Error::Gpu(msg.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Blocks natively until submitted work is done; a no-op in the browser, whose event loop drives
+    /// callbacks.
+    fn poll(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        }
+    }
+}
+
+/// Mirrors `Params` in `shaders/score_topk.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    chunk_start: u32,
+    chunk_rows: u32,
+    out_tile: u32,
+    k: u32,
+    row_words: u32,
+    flags: u32,
+    cat_allow_at: u32,
+    cat_boost_at: u32,
+    qscale: f32,
+    pop_weight: f32,
+    price_min: f32,
+    price_max: f32,
+}
+
+struct Chunk {
+    start: u32,
+    rows: u32,
+    tiles: u32,
+    out_tile: u32,
+    params: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    // Held so the bound buffers live as long as the bind group.
+    _rows: wgpu::Buffer,
+    _attrs: wgpu::Buffer,
+}
+
+/// A catalogue resident on the GPU.
+pub struct GpuIndex {
+    ctx: GpuContext,
+    pipeline: wgpu::ComputePipeline,
+    chunks: Vec<Chunk>,
+    mask: wgpu::Buffer,
+    req: wgpu::Buffer,
+    out: wgpu::Buffer,
+    total_tiles: u32,
+    row_words: u32,
+    /// Query values per row word: 1 (f32), 2 (f16) or 4 (int8).
+    lanes: u32,
+    cat_allow_at: u32,
+    cat_boost_at: u32,
+    cat_words: usize,
+    /// Read-back buffers not in use; overlapping requests each take their own.
+    staging: RefCell<Vec<wgpu::Buffer>>,
+    staging_size: u64,
+}
+
+impl std::fmt::Debug for GpuIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuIndex")
+            .field("ctx", &self.ctx)
+            .field("chunks", &self.chunks.len())
+            .field("tiles", &self.total_tiles)
+            .finish()
+    }
+}
+
+impl GpuIndex {
+    /// Uploads `catalog`, creates the pipeline and runs one warm-up dispatch.
+    pub async fn new(ctx: GpuContext, catalog: &Catalog) -> Result<GpuIndex> {
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let built = Self::build(ctx, catalog);
+        // Scopes pop in reverse order of pushing.
+        let oom_err = oom.pop().await;
+        let val_err = scope.pop().await;
+        if let Some(e) = oom_err {
+            return Err(Error::Gpu(format!("out of memory while uploading the catalogue: {e}")));
+        }
+        if let Some(e) = val_err {
+            return Err(Error::Gpu(format!("uploading the catalogue: {e}")));
+        }
+        let index = built?;
+        // Warm-up: compile for real and touch every buffer, so the first request pays nothing extra.
+        let dim = catalog.dim();
+        let warm = Plan::new(catalog, &vec![0.0; dim], &Default::default())?;
+        index.candidates(&warm, 1).await?;
+        Ok(index)
+    }
+
+    fn build(ctx: GpuContext, catalog: &Catalog) -> Result<GpuIndex> {
+        let device = &ctx.device;
+        let dim = catalog.dim() as u32;
+        let dtype = catalog.dtype();
+        let lanes = match dtype {
+            Dtype::F32 => 1,
+            Dtype::F16 => 2,
+            Dtype::I8 => 4,
+        };
+        let row_words = dim.div_ceil(lanes);
+        let row_bytes = row_words as u64 * 4;
+        let max = ctx.max_binding;
+        let per_chunk = (max / row_bytes).min(max / 16).min(65_535 * TILE as u64) as usize;
+        if per_chunk == 0 {
+            return Err(Error::Gpu(format!("one row ({row_bytes} bytes) exceeds the binding limit of {max} bytes")));
+        }
+
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(Kernel::ScoreTopk.label()),
+            source: wgpu::ShaderSource::Wgsl(Kernel::ScoreTopk.source().into()),
+        });
+        let dtype_const = match dtype {
+            Dtype::F32 => 0.0,
+            Dtype::F16 => 1.0,
+            Dtype::I8 => 2.0,
+        };
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(Kernel::ScoreTopk.label()),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &[("DTYPE", dtype_const)],
+                ..Default::default()
+            },
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+
+        let n = catalog.len();
+        let nc = catalog.num_categories() as usize;
+        let cat_words = nc.div_ceil(32).max(1);
+        let q_words = (row_words * lanes) as usize;
+        let cat_allow_at = q_words as u32;
+        let cat_boost_at = (q_words + cat_words) as u32;
+        let req_words = q_words + cat_words + nc.max(1);
+        let storage = |label: &str, size: u64, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: size.max(4).next_multiple_of(4),
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let dst = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+        let mask = storage("mask", n.div_ceil(32) as u64 * 4, dst);
+        let req = storage("req", req_words as u64 * 4, dst);
+
+        // Chunks never straddle shards.
+        let mut chunks = Vec::new();
+        let mut plan_chunks = Vec::new();
+        for (si, shard) in catalog.shards.iter().enumerate() {
+            let mut from = 0;
+            while from < shard.len {
+                let to = (from + per_chunk).min(shard.len);
+                plan_chunks.push((si, from, to));
+                from = to;
+            }
+        }
+        let total_tiles: u32 = plan_chunks.iter().map(|&(_, from, to)| ((to - from) as u32).div_ceil(TILE)).sum();
+        let out_bytes = total_tiles as u64 * GPU_MAX_K as u64 * 8;
+        if out_bytes > max {
+            return Err(Error::Gpu(format!(
+                "{n} rows need {out_bytes} bytes of tile results, above the binding limit of {max}"
+            )));
+        }
+        let out = storage("out", out_bytes, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+
+        let mut out_tile = 0u32;
+        for &(si, from, to) in &plan_chunks {
+            let shard = &catalog.shards[si];
+            let rows = (to - from) as u32;
+            let tiles = rows.div_ceil(TILE);
+            let elem = dtype.size();
+            let d = dim as usize;
+            let src = &shard.rows.bytes()[from * d * elem..to * d * elem];
+            let padded: Vec<u8>;
+            let contents = if (d * elem) % 4 == 0 {
+                src
+            } else {
+                // Pad every row to whole words.
+                let rb = row_bytes as usize;
+                let mut p = vec![0u8; (to - from) * rb];
+                for (r, row) in src.chunks_exact(d * elem).enumerate() {
+                    p[r * rb..r * rb + d * elem].copy_from_slice(row);
+                }
+                padded = p;
+                &padded
+            };
+            let rows_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("rows"),
+                contents: if contents.is_empty() { &[0; 4] } else { contents },
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+            let attrs: Vec<[u32; 4]> = (from..to)
+                .map(|r| {
+                    let scale = shard.scales.as_ref().map_or(1.0, |s| s[r]);
+                    let mut cat = shard.category.as_ref().map_or(NO_CATEGORY, |c| c[r]);
+                    if shard.in_stock.as_ref().is_some_and(|s| s[r] == 0) {
+                        cat |= 0x8000_0000;
+                    }
+                    let price = shard.price.as_ref().map_or(0.0, |p| p[r]);
+                    let pop = shard.popularity.as_ref().map_or(0.0, |p| p[r]);
+                    [scale.to_bits(), cat, price.to_bits(), pop.to_bits()]
+                })
+                .collect();
+            let attrs_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("attrs"),
+                contents: if attrs.is_empty() { &[0; 16] } else { bytemuck::cast_slice(&attrs) },
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+            let params = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("params"),
+                size: std::mem::size_of::<Params>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(Kernel::ScoreTopk.label()),
+                layout: &layout,
+                entries: &[
+                    wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: rows_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 2, resource: attrs_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 3, resource: mask.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 4, resource: req.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 5, resource: out.as_entire_binding() },
+                ],
+            });
+            chunks.push(Chunk {
+                start: (catalog.starts[si] + from) as u32,
+                rows,
+                tiles,
+                out_tile,
+                params,
+                bind_group,
+                _rows: rows_buf,
+                _attrs: attrs_buf,
+            });
+            out_tile += tiles;
+        }
+        Ok(GpuIndex {
+            ctx,
+            pipeline,
+            chunks,
+            mask,
+            req,
+            out,
+            total_tiles,
+            row_words,
+            lanes,
+            cat_allow_at,
+            cat_boost_at,
+            cat_words,
+            staging: RefCell::new(Vec::new()),
+            staging_size: out_bytes.max(8),
+        })
+    }
+
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// The best `m` candidates (`m <= GPU_MAX_K`) as rank keys, best first.
+    pub(crate) async fn candidates(&self, plan: &Plan, m: usize) -> Result<Vec<u64>> {
+        if m == 0 || m > GPU_MAX_K {
+            return Err(Error::invalid("k", format!("the GPU path serves 1..={GPU_MAX_K} candidates")));
+        }
+        self.ctx.check_fault()?;
+        let (device, queue) = (&self.ctx.device, &self.ctx.queue);
+
+        // Request tables. Writes are queue operations, ordered before this request's submit.
+        let q_words = (self.row_words * self.lanes) as usize;
+        let mut req: Vec<u32> = vec![0; q_words];
+        if plan.q8.is_empty() {
+            for (w, v) in req.iter_mut().zip(&plan.q) {
+                *w = v.to_bits();
+            }
+        } else {
+            for (w, &v) in req.iter_mut().zip(&plan.q8) {
+                *w = (v as i32) as u32;
+            }
+        }
+        let mut allow = plan.cat_allow.clone();
+        allow.resize(self.cat_words, 0);
+        req.extend_from_slice(&allow);
+        req.extend(plan.cat_boost.iter().map(|b| b.to_bits()));
+        queue.write_buffer(&self.req, 0, bytemuck::cast_slice(&req));
+        if !plan.mask.is_empty() {
+            queue.write_buffer(&self.mask, 0, bytemuck::cast_slice(&plan.mask));
+        }
+        for c in &self.chunks {
+            let p = Params {
+                chunk_start: c.start,
+                chunk_rows: c.rows,
+                out_tile: c.out_tile,
+                k: m as u32,
+                row_words: self.row_words,
+                flags: plan.flags,
+                cat_allow_at: self.cat_allow_at,
+                cat_boost_at: self.cat_boost_at,
+                qscale: plan.qscale,
+                pop_weight: plan.pop_weight,
+                price_min: plan.price[0],
+                price_max: plan.price[1],
+            };
+            queue.write_buffer(&c.params, 0, bytemuck::bytes_of(&p));
+        }
+
+        let bytes = self.total_tiles as u64 * m as u64 * 8;
+        let staging = self.staging.borrow_mut().pop().unwrap_or_else(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: self.staging_size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("search") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(Kernel::ScoreTopk.label()),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            for c in &self.chunks {
+                if c.tiles > 0 {
+                    pass.set_bind_group(0, &c.bind_group, &[]);
+                    pass.dispatch_workgroups(c.tiles, 1, 1);
+                }
+            }
+        }
+        encoder.copy_buffer_to_buffer(&self.out, 0, &staging, 0, bytes);
+        queue.submit([encoder.finish()]);
+
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx.poll();
+        let mapped = rx.await;
+        self.ctx.check_fault()?;
+        match mapped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Gpu(format!("reading results back: {e}"))),
+            Err(_) => return Err(Error::Gpu("the device went away during read-back".into())),
+        }
+        let mut keys: Vec<u64> = {
+            let view = staging
+                .get_mapped_range(0..bytes)
+                .map_err(|e| Error::Gpu(format!("reading results back: {e}")))?;
+            let pairs: &[[u32; 2]] = bytemuck::cast_slice(&view);
+            pairs
+                .iter()
+                .filter(|p| p[0] != 0)
+                .map(|p| rank_key(p[0], p[1]))
+                .collect()
+        };
+        staging.unmap();
+        self.staging.borrow_mut().push(staging);
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        keys.truncate(m);
+        Ok(keys)
+    }
+}

@@ -1,0 +1,356 @@
+//! A catalogue: the `manifest.json` that lists shards, and the loaded shards seen as one item table.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::shard::{Dtype, Shard};
+
+/// Value of the manifest's `format` field.
+pub const MANIFEST_FORMAT: &str = "shelfwise-catalog";
+
+/// `manifest.json`: what a catalogue holds and how to check its files. See `docs/FORMAT.md`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub model_id: String,
+    pub dim: usize,
+    pub dtype: Dtype,
+    pub normalized: bool,
+    pub item_count: usize,
+    /// Category names by id; empty when the catalogue has no categories.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    pub shards: Vec<ShardEntry>,
+}
+
+/// One shard file in a [`Manifest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardEntry {
+    /// Path relative to the manifest.
+    pub file: String,
+    /// Lower-case hex SHA-256 of the whole file.
+    pub sha256: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    pub items: usize,
+    pub dtype: Dtype,
+}
+
+impl Manifest {
+    /// Parses and validates `manifest.json`.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest> {
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| Error::Manifest(format!("not valid JSON for a manifest: {e}")))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Checks the manifest's own consistency (not the files).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |s: String| Err(Error::Manifest(s));
+        if self.format != MANIFEST_FORMAT {
+            return bad(format!("format is `{}`, expected `{MANIFEST_FORMAT}`", self.format));
+        }
+        if self.version != crate::shard::FORMAT_VERSION {
+            return bad(format!("version {} is not supported (this build reads 1)", self.version));
+        }
+        if self.shards.is_empty() {
+            return bad("lists no shards".into());
+        }
+        let total: usize = self.shards.iter().map(|s| s.items).sum();
+        if total != self.item_count {
+            return bad(format!("item_count is {} but the shards hold {total}", self.item_count));
+        }
+        for s in &self.shards {
+            if !is_safe_relative_path(&s.file) {
+                return bad(format!("shard path `{}` must be a plain relative path", s.file));
+            }
+            if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad(format!("shard `{}` has a malformed sha256", s.file));
+            }
+            if s.dtype != self.dtype {
+                return bad(format!("shard `{}` is {}, the catalogue is {}", s.file, s.dtype.name(), self.dtype.name()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one file's size and SHA-256 against its entry.
+    pub fn verify(entry: &ShardEntry, bytes: &[u8]) -> Result<()> {
+        if bytes.len() as u64 != entry.bytes {
+            return Err(Error::Integrity {
+                file: entry.file.clone(),
+                what: "size",
+                expected: entry.bytes.to_string(),
+                found: bytes.len().to_string(),
+            });
+        }
+        let found = sha256_hex(bytes);
+        if !found.eq_ignore_ascii_case(&entry.sha256) {
+            return Err(Error::Integrity {
+                file: entry.file.clone(),
+                what: "sha256",
+                expected: entry.sha256.clone(),
+                found,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn is_safe_relative_path(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && !p.contains('\\')
+        && !p.contains(':')
+        && p.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
+/// Loaded shards seen as one table of items with global row numbers `0..len`.
+#[derive(Debug)]
+pub struct Catalog {
+    pub(crate) shards: Vec<Shard>,
+    /// `[shards + 1]`: global row of each shard's first item.
+    pub(crate) starts: Vec<usize>,
+    dim: usize,
+    dtype: Dtype,
+    model_id: String,
+    normalized: bool,
+    num_categories: u32,
+    category_names: Vec<String>,
+    /// `(hash(id), row)` sorted, for id lookups.
+    ids: Vec<(u64, u32)>,
+}
+
+impl Catalog {
+    /// Loads a catalogue from its manifest and its files' bytes. `file` returns the bytes of a path
+    /// listed in the manifest. Each file is verified against the manifest before it is parsed.
+    pub fn from_manifest<'b>(
+        manifest: &Manifest,
+        mut file: impl FnMut(&ShardEntry) -> Result<&'b [u8]>,
+    ) -> Result<Catalog> {
+        manifest.validate()?;
+        let mut shards = Vec::with_capacity(manifest.shards.len());
+        for entry in &manifest.shards {
+            let bytes = file(entry)?;
+            Manifest::verify(entry, bytes)?;
+            let shard = Shard::from_bytes(&entry.file, bytes)?;
+            if shard.len() != entry.items {
+                return Err(Error::Manifest(format!(
+                    "shard `{}` holds {} items, the manifest says {}",
+                    entry.file,
+                    shard.len(),
+                    entry.items
+                )));
+            }
+            shards.push(shard);
+        }
+        let mut catalog = Catalog::from_shards(shards)?;
+        if catalog.dim != manifest.dim {
+            return Err(Error::Dimension {
+                context: "manifest `dim`".into(),
+                expected: manifest.dim,
+                found: catalog.dim,
+            });
+        }
+        if catalog.model_id != manifest.model_id {
+            return Err(Error::Manifest(format!(
+                "model_id `{}` does not match the shards' `{}`",
+                manifest.model_id, catalog.model_id
+            )));
+        }
+        if !manifest.categories.is_empty() {
+            if manifest.categories.len() as u32 != catalog.num_categories {
+                return Err(Error::Manifest(format!(
+                    "names {} categories, the shards have {}",
+                    manifest.categories.len(),
+                    catalog.num_categories
+                )));
+            }
+            catalog.category_names = manifest.categories.clone();
+        }
+        Ok(catalog)
+    }
+
+    /// Builds a catalogue from already parsed shards, which must agree on dimension, dtype and model.
+    pub fn from_shards(shards: Vec<Shard>) -> Result<Catalog> {
+        let first = shards.first().ok_or(Error::EmptyIndex)?;
+        let dim = first.meta.dim;
+        let dtype = first.dtype();
+        let model_id = first.meta.model_id.clone();
+        let normalized = first.meta.normalized;
+        let mut num_categories = 0;
+        let mut starts = vec![0usize];
+        for s in &shards {
+            if s.meta.dim != dim {
+                return Err(Error::Dimension {
+                    context: format!("shard `{}`", s.name),
+                    expected: dim,
+                    found: s.meta.dim,
+                });
+            }
+            let mismatch = |reason: String| Error::ShardMismatch {
+                shard: s.name.clone(),
+                reason,
+            };
+            if s.dtype() != dtype {
+                return Err(mismatch(format!("dtype {} differs from {}", s.dtype().name(), dtype.name())));
+            }
+            if s.meta.model_id != model_id {
+                return Err(mismatch(format!("model `{}` differs from `{model_id}`", s.meta.model_id)));
+            }
+            num_categories = num_categories.max(s.meta.num_categories.unwrap_or(0));
+            starts.push(starts.last().copied().unwrap_or(0) + s.len());
+        }
+        let total = *starts.last().unwrap_or(&0);
+        if total == 0 {
+            return Err(Error::EmptyIndex);
+        }
+        if total > u32::MAX as usize - 1 {
+            return Err(Error::invalid("catalogue", "more than 2^32 - 2 items"));
+        }
+        let mut ids = Vec::with_capacity(total);
+        for (si, s) in shards.iter().enumerate() {
+            for r in 0..s.len() {
+                ids.push((hash_id(s.id(r)), (starts[si] + r) as u32));
+            }
+        }
+        ids.sort_unstable();
+        let mut catalog = Catalog {
+            shards,
+            starts,
+            dim,
+            dtype,
+            model_id,
+            normalized,
+            num_categories,
+            category_names: Vec::new(),
+            ids,
+        };
+        for w in catalog.ids.windows(2) {
+            if w[0].0 == w[1].0 && catalog.id(w[0].1 as usize) == catalog.id(w[1].1 as usize) {
+                return Err(Error::DuplicateId(catalog.id(w[0].1 as usize).to_string()));
+            }
+        }
+        catalog.ids.shrink_to_fit();
+        Ok(catalog)
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        *self.starts.last().unwrap_or(&0)
+    }
+
+    /// Always false: an empty catalogue cannot be built.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    pub fn normalized(&self) -> bool {
+        self.normalized
+    }
+
+    /// Size of the category id space (0 when there are no categories).
+    pub fn num_categories(&self) -> u32 {
+        self.num_categories
+    }
+
+    /// Category names from the manifest, by id (may be empty).
+    pub fn category_names(&self) -> &[String] {
+        &self.category_names
+    }
+
+    pub fn shards(&self) -> &[Shard] {
+        &self.shards
+    }
+
+    /// `(shard index, row within shard)` of global row `row`.
+    pub fn locate(&self, row: usize) -> (usize, usize) {
+        let s = self.starts.partition_point(|&start| start <= row) - 1;
+        (s, row - self.starts[s])
+    }
+
+    /// The id of global row `row`.
+    pub fn id(&self, row: usize) -> &str {
+        let (s, r) = self.locate(row);
+        self.shards[s].id(r)
+    }
+
+    /// The category of global row `row`, if any.
+    pub fn category(&self, row: usize) -> Option<u32> {
+        let (s, r) = self.locate(row);
+        self.shards[s].category(r)
+    }
+
+    /// The global row of item `id`, if the catalogue has it.
+    pub fn row_of(&self, id: &str) -> Option<usize> {
+        let h = hash_id(id);
+        let from = self.ids.partition_point(|&(x, _)| x < h);
+        self.ids[from..]
+            .iter()
+            .take_while(|&&(x, _)| x == h)
+            .map(|&(_, row)| row as usize)
+            .find(|&row| self.id(row) == id)
+    }
+
+    /// Row `row` as f32, dequantised.
+    pub fn row_f32(&self, row: usize, out: &mut [f32]) {
+        let (s, r) = self.locate(row);
+        self.shards[s].row_f32(r, out)
+    }
+
+    /// Whether every shard carries attribute `name` (`category`, `price`, `in_stock`, `popularity`);
+    /// `Err` names the first shard that lacks it.
+    pub(crate) fn require(&self, filter: &'static str, attribute: &'static str) -> Result<()> {
+        for s in &self.shards {
+            let has = match attribute {
+                "category" => s.category.is_some(),
+                "price" => s.price.is_some(),
+                "in_stock" => s.in_stock.is_some(),
+                _ => s.popularity.is_some(),
+            };
+            if !has && !s.is_empty() {
+                return Err(Error::MissingAttribute {
+                    filter,
+                    attribute,
+                    shard: s.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// FNV-1a, 64-bit: stable across platforms, so the id table is the same natively and in wasm.
+fn hash_id(id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

@@ -1,0 +1,335 @@
+//! The ranking engine: a query and the store's rules in, the exact best `k` items out.
+//!
+//! A request goes through three stages, whichever backend scores it:
+//! 1. [`Plan::new`] validates the query and options against the catalogue and turns them into flat tables
+//!    (the combined query, an int8 copy of it, row and category bitsets, boosts);
+//! 2. a backend streams every row and returns the best `m` candidates as rank keys ([`topk`]);
+//! 3. [`select`] applies MMR diversity and the per-category cap to those candidates.
+//!
+//! Scores are `dot(query, row) * row_scale + popularity_weight * popularity + boost[category]`. For int8
+//! shards the query is quantised to int8 too, and the dot product is an exact integer.
+
+pub mod select;
+pub mod topk;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::shard::{quantize_i8, Dtype};
+
+/// Default number of results.
+pub const DEFAULT_K: usize = 10;
+
+/// Request flags, mirrored by the `FLAG_*` constants in `shaders/score_topk.wgsl`.
+pub(crate) mod flags {
+    pub const MASK: u32 = 1;
+    pub const CATS: u32 = 2;
+    pub const PRICE: u32 = 4;
+    pub const STOCK: u32 = 8;
+    pub const POP: u32 = 16;
+    pub const BOOST: u32 = 32;
+}
+
+/// What to rank and how. Every field is optional in JS (`camelCase`); unknown fields are an error, so a
+/// typo never silently does nothing.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SearchOptions {
+    /// Number of results, at least 1. When `k` exceeds the number of eligible items, all of them are
+    /// returned.
+    pub k: usize,
+    /// Weights for several query vectors passed together (`m * dim` values); `None` means one vector,
+    /// or equal weights of 1.
+    pub weights: Option<Vec<f32>>,
+    /// Item ids never to return. Unknown ids are ignored.
+    pub exclude: Vec<String>,
+    /// When set, only these item ids may be returned. Unknown ids are ignored.
+    pub allow: Option<Vec<String>>,
+    /// When set, only items in one of these categories may be returned.
+    pub categories: Option<Vec<u32>>,
+    /// Inclusive `[min, max]` price range.
+    pub price_range: Option<[f32; 2]>,
+    /// Only items whose `in_stock` flag is set.
+    pub in_stock_only: bool,
+    /// Added to each score: `popularity_weight * popularity[item]`.
+    pub popularity_weight: f32,
+    /// Added to the score of every item of a category: `{ "<category id>": boost }`.
+    pub boosts: BTreeMap<String, f32>,
+    /// MMR trade-off in `[0, 1]`: 1 ranks by relevance alone, lower values favour items unlike those
+    /// already chosen. `None` turns MMR off.
+    pub mmr_lambda: Option<f32>,
+    /// How many top candidates MMR re-ranks (default `max(4k, 50)`).
+    pub mmr_candidates: Option<usize>,
+    /// At most this many results per category.
+    pub per_category_cap: Option<usize>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            k: DEFAULT_K,
+            weights: None,
+            exclude: Vec::new(),
+            allow: None,
+            categories: None,
+            price_range: None,
+            in_stock_only: false,
+            popularity_weight: 0.0,
+            boosts: BTreeMap::new(),
+            mmr_lambda: None,
+            mmr_candidates: None,
+            per_category_cap: None,
+        }
+    }
+}
+
+/// Which backend scored a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Cpu,
+    WebGpu,
+}
+
+impl Backend {
+    /// `"cpu"` or `"webgpu"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::WebGpu => "webgpu",
+        }
+    }
+}
+
+/// Milliseconds spent in each stage of one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timings {
+    pub plan_ms: f64,
+    pub score_ms: f64,
+    pub select_ms: f64,
+    pub total_ms: f64,
+}
+
+/// The ranked result, best first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchResult {
+    /// Global rows of the results.
+    pub rows: Vec<u32>,
+    /// Item ids.
+    pub ids: Vec<String>,
+    /// Relevance scores (before MMR, which only reorders).
+    pub scores: Vec<f32>,
+    pub backend: Backend,
+    pub timings: Timings,
+}
+
+/// A validated request in the flat form the backends consume.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    /// Combined query `[dim]`.
+    pub q: Vec<f32>,
+    /// Int8 query `[dim]` and its scale (int8 catalogues only).
+    pub q8: Vec<i8>,
+    pub qscale: f32,
+    pub k: usize,
+    /// Candidates the backend must return before selection.
+    pub m: usize,
+    pub flags: u32,
+    /// Eligible rows, one bit per global row (`flags::MASK`).
+    pub mask: Vec<u32>,
+    /// Allowed categories, one bit per category (`flags::CATS`).
+    pub cat_allow: Vec<u32>,
+    /// Boost per category (`flags::BOOST`).
+    pub cat_boost: Vec<f32>,
+    pub price: [f32; 2],
+    pub pop_weight: f32,
+    pub mmr_lambda: Option<f32>,
+    pub cap: Option<usize>,
+}
+
+impl Plan {
+    /// Validates `query` (`m * dim` values, `m >= 1`) and `opts` against `catalog`.
+    pub fn new(catalog: &Catalog, query: &[f32], opts: &SearchOptions) -> Result<Plan> {
+        let dim = catalog.dim();
+        let q = combine(query, opts.weights.as_deref(), dim)?;
+        if opts.k == 0 {
+            return Err(Error::invalid("k", "must be at least 1"));
+        }
+        let n = catalog.len();
+        let mut flags = 0;
+
+        let mut mask = Vec::new();
+        if opts.allow.is_some() || !opts.exclude.is_empty() {
+            flags |= flags::MASK;
+            let words = n.div_ceil(32);
+            mask = match &opts.allow {
+                Some(allow) => {
+                    let mut m = vec![0u32; words];
+                    for id in allow {
+                        if let Some(r) = catalog.row_of(id) {
+                            m[r >> 5] |= 1 << (r & 31);
+                        }
+                    }
+                    m
+                }
+                None => {
+                    let mut m = vec![u32::MAX; words];
+                    if n % 32 != 0 {
+                        m[words - 1] = (1u32 << (n % 32)) - 1;
+                    }
+                    m
+                }
+            };
+            for id in &opts.exclude {
+                if let Some(r) = catalog.row_of(id) {
+                    mask[r >> 5] &= !(1 << (r & 31));
+                }
+            }
+        }
+
+        let nc = catalog.num_categories();
+        let check_cat = |c: u32| {
+            if c >= nc {
+                Err(Error::UnknownCategory { id: c, count: nc })
+            } else {
+                Ok(c)
+            }
+        };
+        let mut cat_allow = Vec::new();
+        if let Some(cats) = &opts.categories {
+            catalog.require("categories", "category")?;
+            flags |= flags::CATS;
+            cat_allow = vec![0u32; (nc as usize).div_ceil(32).max(1)];
+            for &c in cats {
+                let c = check_cat(c)?;
+                cat_allow[(c >> 5) as usize] |= 1 << (c & 31);
+            }
+        }
+        let mut cat_boost = Vec::new();
+        if !opts.boosts.is_empty() {
+            catalog.require("boosts", "category")?;
+            flags |= flags::BOOST;
+            cat_boost = vec![0f32; nc as usize];
+            for (key, &b) in &opts.boosts {
+                let c: u32 = key
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::invalid("boosts", format!("key `{key}` is not a category id")))?;
+                let c = check_cat(c)?;
+                if !b.is_finite() {
+                    return Err(Error::invalid("boosts", format!("boost for category {c} is not finite")));
+                }
+                cat_boost[c as usize] = b;
+            }
+        }
+        let mut price = [f32::NEG_INFINITY, f32::INFINITY];
+        if let Some([lo, hi]) = opts.price_range {
+            catalog.require("priceRange", "price")?;
+            if lo.is_nan() || hi.is_nan() || lo > hi {
+                return Err(Error::invalid("priceRange", format!("[{lo}, {hi}] is not a range")));
+            }
+            flags |= flags::PRICE;
+            price = [lo, hi];
+        }
+        if opts.in_stock_only {
+            catalog.require("inStockOnly", "in_stock")?;
+            flags |= flags::STOCK;
+        }
+        if !opts.popularity_weight.is_finite() {
+            return Err(Error::invalid("popularityWeight", "must be finite"));
+        }
+        if opts.popularity_weight != 0.0 {
+            catalog.require("popularityWeight", "popularity")?;
+            flags |= flags::POP;
+        }
+        if let Some(l) = opts.mmr_lambda {
+            if !(0.0..=1.0).contains(&l) {
+                return Err(Error::invalid("mmrLambda", format!("{l} is not in [0, 1]")));
+            }
+        }
+        if let Some(c) = opts.per_category_cap {
+            catalog.require("perCategoryCap", "category")?;
+            if c == 0 {
+                return Err(Error::invalid("perCategoryCap", "must be at least 1"));
+            }
+        }
+
+        let k = opts.k.min(n);
+        let m = match (opts.mmr_lambda, opts.mmr_candidates) {
+            (Some(_), Some(0)) => return Err(Error::invalid("mmrCandidates", "must be at least 1")),
+            (Some(_), Some(c)) => c.max(k),
+            (Some(_), None) => (4 * k).max(50),
+            (None, _) => k,
+        }
+        .min(n);
+
+        let (q8, qscale) = if catalog.dtype() == Dtype::I8 {
+            let mut q8 = vec![0i8; dim];
+            let s = quantize_i8(&q, &mut q8);
+            (q8, s)
+        } else {
+            (Vec::new(), 1.0)
+        };
+        Ok(Plan {
+            q,
+            q8,
+            qscale,
+            k,
+            m,
+            flags,
+            mask,
+            cat_allow,
+            cat_boost,
+            price,
+            pop_weight: opts.popularity_weight,
+            mmr_lambda: opts.mmr_lambda,
+            cap: opts.per_category_cap,
+        })
+    }
+
+    /// Whether global row `row` passes the row mask.
+    #[inline(always)]
+    pub fn mask_ok(&self, row: usize) -> bool {
+        self.flags & flags::MASK == 0 || (self.mask[row >> 5] >> (row & 31)) & 1 == 1
+    }
+}
+
+/// Sums `m` query vectors of `dim` values with `weights` (all 1 when `None`), and checks that the result
+/// is finite.
+pub fn combine(query: &[f32], weights: Option<&[f32]>, dim: usize) -> Result<Vec<f32>> {
+    if query.is_empty() || query.len() % dim != 0 {
+        return Err(Error::Dimension {
+            context: "query".into(),
+            expected: dim,
+            found: query.len(),
+        });
+    }
+    let m = query.len() / dim;
+    if let Some(w) = weights {
+        if w.len() != m {
+            return Err(Error::invalid(
+                "weights",
+                format!("{} weights for {m} query vectors", w.len()),
+            ));
+        }
+        if w.iter().any(|x| !x.is_finite()) {
+            return Err(Error::invalid("weights", "must be finite"));
+        }
+    }
+    if let Some(i) = query.iter().position(|v| !v.is_finite()) {
+        return Err(Error::InvalidQuery(format!("value {i} is {}", query[i])));
+    }
+    let mut q = vec![0f32; dim];
+    for (j, v) in query.chunks_exact(dim).enumerate() {
+        let w = weights.map_or(1.0, |w| w[j]);
+        for (a, b) in q.iter_mut().zip(v) {
+            *a += w * b;
+        }
+    }
+    if q.iter().any(|v| !v.is_finite()) {
+        return Err(Error::InvalidQuery("the weighted sum overflows".into()));
+    }
+    Ok(q)
+}

@@ -1,0 +1,176 @@
+//! Test support shared by the native tests, the browser tests and the benchmarks: named adversarial
+//! catalogues and the GPU-against-CPU parity check. Not part of the stable API.
+#![doc(hidden)]
+
+use crate::rank::SearchResult;
+use crate::shard::{Attributes, Dtype};
+use crate::synth::{self, Rng, SynthSpec};
+use crate::{Catalog, SearchOptions, Shard};
+
+/// A named parity case: a catalogue, a query and options.
+pub struct Case {
+    pub name: String,
+    pub catalog_bytes: Vec<u8>,
+    pub query: Vec<f32>,
+    pub opts: SearchOptions,
+}
+
+impl Case {
+    pub fn catalog(&self) -> Catalog {
+        let shard = Shard::from_bytes(&self.name, &self.catalog_bytes).expect("case shard");
+        Catalog::from_shards(vec![shard]).expect("case catalogue")
+    }
+}
+
+fn synth_case(name: &str, items: usize, dim: usize, dtype: Dtype, seed: u64, opts: SearchOptions) -> Case {
+    let mut spec = SynthSpec::new(items, dim);
+    spec.seed = seed;
+    let cat = synth::generate(&spec);
+    let bytes = synth::shard_bytes(&cat, dim, dtype, "synthetic").expect("synthetic shard");
+    // The query is a perturbed item, so the top of the ranking is a tight race.
+    let mut rng = Rng::new(seed + 1);
+    let pick = rng.below(items as u64) as usize;
+    let query: Vec<f32> = cat.vectors[pick * dim..(pick + 1) * dim]
+        .iter()
+        .map(|v| v + 0.05 * rng.normal())
+        .collect();
+    Case {
+        name: name.into(),
+        catalog_bytes: bytes,
+        query,
+        opts,
+    }
+}
+
+/// Every row identical: all scores tie, so the order is decided by row alone.
+fn ties_case(dtype: Dtype) -> Case {
+    let (n, d) = (2500, 16);
+    let ids: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+    let vectors: Vec<f32> = (0..n).flat_map(|_| (0..d).map(|j| (j as f32 * 0.37).sin())).collect();
+    let bytes = crate::write_shard(&crate::ShardSpec {
+        ids: &ids,
+        vectors: &vectors,
+        dim: d,
+        dtype,
+        normalize: false,
+        model_id: "ties",
+        num_categories: None,
+        attributes: &Attributes::default(),
+    })
+    .expect("ties shard");
+    Case {
+        name: format!("ties-{}", dtype.name()),
+        catalog_bytes: bytes,
+        query: (0..d).map(|j| (j as f32 * 0.11).cos()).collect(),
+        opts: SearchOptions {
+            k: 40,
+            ..Default::default()
+        },
+    }
+}
+
+fn filters() -> SearchOptions {
+    let mut boosts = std::collections::BTreeMap::new();
+    boosts.insert("3".to_string(), 0.05);
+    boosts.insert("7".to_string(), -0.2);
+    SearchOptions {
+        k: 25,
+        exclude: (0..300).map(|i| format!("sku-{:07}", i * 7)).collect(),
+        categories: Some((0..24).filter(|c| c % 3 != 1).collect()),
+        price_range: Some([15.0, 150.0]),
+        in_stock_only: true,
+        popularity_weight: 0.3,
+        boosts,
+        ..Default::default()
+    }
+}
+
+/// The adversarial parity cases. `big` adds the 1M-row int8 case.
+pub fn parity_cases(big: bool) -> Vec<Case> {
+    let mut v = vec![
+        ties_case(Dtype::F32),
+        ties_case(Dtype::I8),
+        synth_case("n1-f32", 1, 64, Dtype::F32, 1, SearchOptions { k: 10, ..Default::default() }),
+        synth_case("n1-int8", 1, 64, Dtype::I8, 2, SearchOptions::default()),
+        synth_case("odd-f32", 3 * 1024 + 37, 64, Dtype::F32, 3, SearchOptions { k: 50, ..Default::default() }),
+        synth_case("odd-f16", 3 * 1024 + 37, 64, Dtype::F16, 4, SearchOptions { k: 17, ..Default::default() }),
+        synth_case("odd-int8", 5 * 1024 + 1, 64, Dtype::I8, 5, SearchOptions { k: 100, ..Default::default() }),
+        synth_case("dim7-f16", 2049, 7, Dtype::F16, 6, SearchOptions::default()),
+        synth_case("dim7-int8", 2049, 7, Dtype::I8, 7, SearchOptions::default()),
+        synth_case("dim130-f32", 999, 130, Dtype::F32, 8, SearchOptions { k: 256, ..Default::default() }),
+        synth_case("filters-f32", 20_000, 64, Dtype::F32, 9, filters()),
+        synth_case("filters-int8", 20_000, 64, Dtype::I8, 10, filters()),
+        synth_case(
+            "allow-int8",
+            10_000,
+            32,
+            Dtype::I8,
+            11,
+            SearchOptions {
+                k: 10,
+                allow: Some((0..500).map(|i| format!("sku-{:07}", i * 19)).collect()),
+                ..Default::default()
+            },
+        ),
+        synth_case(
+            "k-over-n-f32",
+            200,
+            64,
+            Dtype::F32,
+            12,
+            SearchOptions { k: 1000, ..Default::default() },
+        ),
+    ];
+    if big {
+        v.push(synth_case("1m-int8", 1 << 20, 64, Dtype::I8, 13, SearchOptions { k: 10, in_stock_only: true, ..Default::default() }));
+    }
+    v
+}
+
+/// Checks that `gpu` is the same ranking as `cpu` up to score tolerance:
+/// - both have the same length;
+/// - scores at every position agree within `rel_tol` (relative);
+/// - where ids differ at a position, the two items' scores differ by less than the tolerance (a near-tie
+///   may swap), and the id sets differ only in such near-ties at the boundary.
+///
+/// `Err` describes the mismatches: their count, the largest error and where it is.
+pub fn check_equivalent(cpu: &SearchResult, gpu: &SearchResult, rel_tol: f32) -> Result<(), String> {
+    if cpu.rows.len() != gpu.rows.len() {
+        return Err(format!("lengths differ: cpu {} vs gpu {}", cpu.rows.len(), gpu.rows.len()));
+    }
+    let tol = |a: f32, b: f32| rel_tol * a.abs().max(b.abs()).max(1e-3);
+    let mut mismatches = 0;
+    let mut worst = (0.0f32, 0usize);
+    for i in 0..cpu.rows.len() {
+        let (a, b) = (cpu.scores[i], gpu.scores[i]);
+        let err = (a - b).abs();
+        if err > worst.0 {
+            worst = (err, i);
+        }
+        let score_ok = err <= tol(a, b);
+        let id_ok = cpu.rows[i] == gpu.rows[i] || {
+            // A swap is allowed only between near-equal scores: the GPU's item must score, on the CPU's
+            // side, within tolerance of the CPU's item at this position.
+            match cpu.rows.iter().position(|&r| r == gpu.rows[i]) {
+                Some(j) => (cpu.scores[j] - a).abs() <= tol(cpu.scores[j], a),
+                None => (b - cpu.scores[cpu.scores.len() - 1]).abs() <= tol(b, cpu.scores[cpu.scores.len() - 1]),
+            }
+        };
+        if !(score_ok && id_ok) {
+            mismatches += 1;
+        }
+    }
+    if mismatches > 0 {
+        return Err(format!(
+            "{mismatches} mismatching positions of {}; max |score error| {} at position {} (cpu row {} score {}, gpu row {} score {})",
+            cpu.rows.len(),
+            worst.0,
+            worst.1,
+            cpu.rows[worst.1],
+            cpu.scores[worst.1],
+            gpu.rows[worst.1],
+            gpu.scores[worst.1]
+        ));
+    }
+    Ok(())
+}
