@@ -49,8 +49,8 @@ if [ "$std_target" = 1 ]; then
   cat > "$env_file" <<ENV
 # written by scripts/setup.sh
 WASM_TOOLCHAIN=rustup
-WASM_ENV=
-WASM_BUILD_STD=
+WASM_ENV=""
+WASM_BUILD_STD=""
 ENV
 else
   say "wasm32: Debian rustc-web with -Z build-std (rustup has no wasm32 target here)"
@@ -60,8 +60,8 @@ else
   cat > "$env_file" <<ENV
 # written by scripts/setup.sh
 WASM_TOOLCHAIN=debian-web
-WASM_ENV=RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-19/bin/wasm-ld
-WASM_BUILD_STD=-Z build-std=std,panic_abort
+WASM_ENV="RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-19/bin/wasm-ld"
+WASM_BUILD_STD="-Z build-std=std,panic_abort"
 ENV
 fi
 

@@ -41,8 +41,8 @@ pub struct ShardEntry {
 impl Manifest {
     /// Parses and validates `manifest.json`.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest> {
-        let m: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| Error::Manifest(format!("not valid JSON for a manifest: {e}")))?;
+        let m: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Manifest(format!("not valid JSON for a manifest: {e}")))?;
         m.validate()?;
         Ok(m)
     }
@@ -51,27 +51,44 @@ impl Manifest {
     pub fn validate(&self) -> Result<()> {
         let bad = |s: String| Err(Error::Manifest(s));
         if self.format != MANIFEST_FORMAT {
-            return bad(format!("format is `{}`, expected `{MANIFEST_FORMAT}`", self.format));
+            return bad(format!(
+                "format is `{}`, expected `{MANIFEST_FORMAT}`",
+                self.format
+            ));
         }
         if self.version != crate::shard::FORMAT_VERSION {
-            return bad(format!("version {} is not supported (this build reads 1)", self.version));
+            return bad(format!(
+                "version {} is not supported (this build reads 1)",
+                self.version
+            ));
         }
         if self.shards.is_empty() {
             return bad("lists no shards".into());
         }
         let total: usize = self.shards.iter().map(|s| s.items).sum();
         if total != self.item_count {
-            return bad(format!("item_count is {} but the shards hold {total}", self.item_count));
+            return bad(format!(
+                "item_count is {} but the shards hold {total}",
+                self.item_count
+            ));
         }
         for s in &self.shards {
             if !is_safe_relative_path(&s.file) {
-                return bad(format!("shard path `{}` must be a plain relative path", s.file));
+                return bad(format!(
+                    "shard path `{}` must be a plain relative path",
+                    s.file
+                ));
             }
             if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return bad(format!("shard `{}` has a malformed sha256", s.file));
             }
             if s.dtype != self.dtype {
-                return bad(format!("shard `{}` is {}, the catalogue is {}", s.file, s.dtype.name(), self.dtype.name()));
+                return bad(format!(
+                    "shard `{}` is {}, the catalogue is {}",
+                    s.file,
+                    s.dtype.name(),
+                    self.dtype.name()
+                ));
             }
         }
         Ok(())
@@ -115,7 +132,8 @@ fn is_safe_relative_path(p: &str) -> bool {
         && !p.starts_with('/')
         && !p.contains('\\')
         && !p.contains(':')
-        && p.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && p.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 /// Loaded shards seen as one table of items with global row numbers `0..len`.
@@ -206,10 +224,17 @@ impl Catalog {
                 reason,
             };
             if s.dtype() != dtype {
-                return Err(mismatch(format!("dtype {} differs from {}", s.dtype().name(), dtype.name())));
+                return Err(mismatch(format!(
+                    "dtype {} differs from {}",
+                    s.dtype().name(),
+                    dtype.name()
+                )));
             }
             if s.meta.model_id != model_id {
-                return Err(mismatch(format!("model `{}` differs from `{model_id}`", s.meta.model_id)));
+                return Err(mismatch(format!(
+                    "model `{}` differs from `{model_id}`",
+                    s.meta.model_id
+                )));
             }
             num_categories = num_categories.max(s.meta.num_categories.unwrap_or(0));
             starts.push(starts.last().copied().unwrap_or(0) + s.len());

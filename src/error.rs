@@ -96,7 +96,9 @@ pub enum Error {
     UnknownCategory { id: u32, count: u32 },
 
     /// A filter needs a per-item attribute that some shard does not carry.
-    #[error("filter `{filter}` needs the `{attribute}` attribute, which shard `{shard}` does not have")]
+    #[error(
+        "filter `{filter}` needs the `{attribute}` attribute, which shard `{shard}` does not have"
+    )]
     MissingAttribute {
         filter: &'static str,
         attribute: &'static str,

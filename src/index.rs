@@ -34,7 +34,10 @@ impl DeviceChoice {
             "auto" => Ok(DeviceChoice::Auto),
             "webgpu" | "gpu" => Ok(DeviceChoice::Gpu),
             "cpu" => Ok(DeviceChoice::Cpu),
-            other => Err(Error::invalid("device", format!("`{other}` is not auto, webgpu or cpu"))),
+            other => Err(Error::invalid(
+                "device",
+                format!("`{other}` is not auto, webgpu or cpu"),
+            )),
         }
     }
 }
@@ -117,7 +120,12 @@ impl Index {
         self.run(query, opts, true).await
     }
 
-    async fn run(&self, query: &[f32], opts: &SearchOptions, allow_gpu: bool) -> Result<SearchResult> {
+    async fn run(
+        &self,
+        query: &[f32],
+        opts: &SearchOptions,
+        allow_gpu: bool,
+    ) -> Result<SearchResult> {
         let t0 = Instant::now();
         let plan = Plan::new(&self.catalog, query, opts)?;
         let t1 = Instant::now();
@@ -135,7 +143,11 @@ impl Index {
             let sel = select(&self.catalog, &plan, &cands, exhaustive);
             select_ms += ms(tsel, Instant::now());
             if sel.complete {
-                let ids = sel.rows.iter().map(|&r| self.catalog.id(r as usize).to_string()).collect();
+                let ids = sel
+                    .rows
+                    .iter()
+                    .map(|&r| self.catalog.id(r as usize).to_string())
+                    .collect();
                 return Ok(SearchResult {
                     rows: sel.rows,
                     ids,
@@ -165,7 +177,12 @@ impl Index {
         }
     }
 
-    async fn candidates(&self, plan: &Plan, m: usize, allow_gpu: bool) -> Result<(Vec<u64>, Backend)> {
+    async fn candidates(
+        &self,
+        plan: &Plan,
+        m: usize,
+        allow_gpu: bool,
+    ) -> Result<(Vec<u64>, Backend)> {
         if let (Some(gpu), true) = (&self.gpu, allow_gpu) {
             if !self.gpu_failed.get() && m <= GPU_MAX_K {
                 match gpu.candidates(plan, m).await {

@@ -172,9 +172,10 @@ impl Shard {
         };
         match &rows {
             Rows::F32(v) => finite_check("embeddings", &mut v.iter().copied())?,
-            Rows::F16(v) => {
-                finite_check("embeddings", &mut v.iter().map(|&b| f16::from_bits(b).to_f32()))?
-            }
+            Rows::F16(v) => finite_check(
+                "embeddings",
+                &mut v.iter().map(|&b| f16::from_bits(b).to_f32()),
+            )?,
             Rows::I8(_) => {}
         }
 
@@ -312,13 +313,27 @@ impl Shard {
         self.scales.as_ref().map_or(1.0, |s| s[row])
     }
 
+    /// The rule attributes of item `row` (each `None` when the shard lacks it).
+    pub fn attributes(&self, row: usize) -> ItemAttributes {
+        ItemAttributes {
+            category: self.category.as_ref().map(|v| v[row]),
+            price: self.price.as_ref().map(|v| v[row]),
+            in_stock: self.in_stock.as_ref().map(|v| v[row] == 1),
+            popularity: self.popularity.as_ref().map(|v| v[row]),
+        }
+    }
+
     /// The category of item `row`, if the shard has categories.
     pub fn category(&self, row: usize) -> Option<u32> {
         self.category.as_ref().map(|c| c[row])
     }
 }
 
-fn finite_or_err(shard: &str, tensor: &'static str, values: &mut dyn Iterator<Item = f32>) -> Result<()> {
+fn finite_or_err(
+    shard: &str,
+    tensor: &'static str,
+    values: &mut dyn Iterator<Item = f32>,
+) -> Result<()> {
     for (i, v) in values.enumerate() {
         if !v.is_finite() {
             return Err(Error::InvalidTensor {
@@ -396,7 +411,10 @@ fn validate_ids(name: &str, offsets: &[u32], bytes: &[u8]) -> Result<()> {
     if *offsets.last().unwrap_or(&0) as usize != bytes.len() {
         return Err(bad(
             offsets.len() - 1,
-            format!("the last offset must equal the id_bytes length {}", bytes.len()),
+            format!(
+                "the last offset must equal the id_bytes length {}",
+                bytes.len()
+            ),
         ));
     }
     for (i, w) in offsets.windows(2).enumerate() {
@@ -422,10 +440,12 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn required(&self, tensor: &'static str) -> Result<TensorView<'a>> {
-        self.tensors.tensor(tensor).map_err(|_| Error::MissingTensor {
-            shard: self.name.into(),
-            tensor,
-        })
+        self.tensors
+            .tensor(tensor)
+            .map_err(|_| Error::MissingTensor {
+                shard: self.name.into(),
+                tensor,
+            })
     }
 
     /// A rank-1 tensor of `len` elements of `dtype`; `Ok(None)` only for optional tensors that are absent.
@@ -485,6 +505,15 @@ fn dtype_name(d: StDtype) -> &'static str {
         StDtype::F32 => "F32",
         _ => "?",
     }
+}
+
+/// One item's rule attributes, as read from a shard.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ItemAttributes {
+    pub category: Option<u32>,
+    pub price: Option<f32>,
+    pub in_stock: Option<bool>,
+    pub popularity: Option<f32>,
 }
 
 /// Per-item attributes for [`write_shard`]. Each present vector has one entry per item.
@@ -547,7 +576,10 @@ pub fn write_shard<S: AsRef<str>>(spec: &ShardSpec<'_, S>) -> Result<Vec<u8>> {
         )));
     }
     let attr_len = |name: &'static str, len: Option<usize>| match len {
-        Some(l) if l != n => Err(Error::invalid(name, format!("has {l} entries for {n} items"))),
+        Some(l) if l != n => Err(Error::invalid(
+            name,
+            format!("has {l} entries for {n} items"),
+        )),
         _ => Ok(()),
     };
     let a = spec.attributes;
@@ -556,7 +588,10 @@ pub fn write_shard<S: AsRef<str>>(spec: &ShardSpec<'_, S>) -> Result<Vec<u8>> {
     attr_len("in_stock", a.in_stock.as_ref().map(Vec::len))?;
     attr_len("popularity", a.popularity.as_ref().map(Vec::len))?;
     if a.category.is_some() && spec.num_categories.is_none() {
-        return Err(Error::invalid("num_categories", "is required with categories"));
+        return Err(Error::invalid(
+            "num_categories",
+            "is required with categories",
+        ));
     }
 
     let mut row = vec![0f32; d];
@@ -605,23 +640,48 @@ pub fn write_shard<S: AsRef<str>>(spec: &ShardSpec<'_, S>) -> Result<Vec<u8>> {
         Dtype::F16 => StDtype::F16,
         Dtype::I8 => StDtype::I8,
     };
-    views.push(("embeddings", TensorView::new(emb_dtype, vec![n, d], &emb).map_err(st)?));
+    views.push((
+        "embeddings",
+        TensorView::new(emb_dtype, vec![n, d], &emb).map_err(st)?,
+    ));
     if spec.dtype == Dtype::I8 {
-        views.push(("scales", TensorView::new(StDtype::F32, vec![n], bytemuck::cast_slice(&scales)).map_err(st)?));
+        views.push((
+            "scales",
+            TensorView::new(StDtype::F32, vec![n], bytemuck::cast_slice(&scales)).map_err(st)?,
+        ));
     }
-    views.push(("id_offsets", TensorView::new(StDtype::U32, vec![n + 1], bytemuck::cast_slice(&id_offsets)).map_err(st)?));
-    views.push(("id_bytes", TensorView::new(StDtype::U8, vec![id_bytes.len()], &id_bytes).map_err(st)?));
+    views.push((
+        "id_offsets",
+        TensorView::new(StDtype::U32, vec![n + 1], bytemuck::cast_slice(&id_offsets))
+            .map_err(st)?,
+    ));
+    views.push((
+        "id_bytes",
+        TensorView::new(StDtype::U8, vec![id_bytes.len()], &id_bytes).map_err(st)?,
+    ));
     if let Some(c) = &a.category {
-        views.push(("category", TensorView::new(StDtype::U32, vec![n], bytemuck::cast_slice(c)).map_err(st)?));
+        views.push((
+            "category",
+            TensorView::new(StDtype::U32, vec![n], bytemuck::cast_slice(c)).map_err(st)?,
+        ));
     }
     if let Some(p) = &a.price {
-        views.push(("price", TensorView::new(StDtype::F32, vec![n], bytemuck::cast_slice(p)).map_err(st)?));
+        views.push((
+            "price",
+            TensorView::new(StDtype::F32, vec![n], bytemuck::cast_slice(p)).map_err(st)?,
+        ));
     }
     if let Some(s) = &in_stock {
-        views.push(("in_stock", TensorView::new(StDtype::U8, vec![n], s).map_err(st)?));
+        views.push((
+            "in_stock",
+            TensorView::new(StDtype::U8, vec![n], s).map_err(st)?,
+        ));
     }
     if let Some(p) = &a.popularity {
-        views.push(("popularity", TensorView::new(StDtype::F32, vec![n], bytemuck::cast_slice(p)).map_err(st)?));
+        views.push((
+            "popularity",
+            TensorView::new(StDtype::F32, vec![n], bytemuck::cast_slice(p)).map_err(st)?,
+        ));
     }
     let mut md = HashMap::new();
     md.insert("format".to_string(), FORMAT_NAME.to_string());

@@ -75,21 +75,68 @@ pub struct SynthCatalog {
 }
 
 const ADJECTIVES: &[&str] = &[
-    "Classic", "Organic", "Compact", "Deluxe", "Everyday", "Vintage", "Wireless", "Handmade", "Ultralight",
-    "Premium", "Recycled", "Smart", "Travel", "Outdoor", "Minimal", "Cozy",
+    "Classic",
+    "Organic",
+    "Compact",
+    "Deluxe",
+    "Everyday",
+    "Vintage",
+    "Wireless",
+    "Handmade",
+    "Ultralight",
+    "Premium",
+    "Recycled",
+    "Smart",
+    "Travel",
+    "Outdoor",
+    "Minimal",
+    "Cozy",
 ];
 const CATEGORY_NAMES: &[(&str, &[&str])] = &[
-    ("Kitchen", &["Kettle", "Skillet", "Knife Set", "Teapot", "Blender"]),
-    ("Books", &["Novel", "Cookbook", "Atlas", "Journal", "Field Guide"]),
-    ("Audio", &["Headphones", "Speaker", "Turntable", "Earbuds", "Radio"]),
-    ("Garden", &["Planter", "Trowel", "Hose", "Seed Kit", "Bird Feeder"]),
-    ("Toys", &["Puzzle", "Building Set", "Plush Fox", "Kite", "Board Game"]),
-    ("Outdoor", &["Tent", "Backpack", "Lantern", "Hammock", "Water Bottle"]),
-    ("Office", &["Desk Lamp", "Notebook", "Pen Set", "Monitor Stand", "Chair"]),
-    ("Apparel", &["Sweater", "Rain Jacket", "Scarf", "Sneakers", "Cap"]),
-    ("Beauty", &["Face Cream", "Soap Bar", "Hair Oil", "Lip Balm", "Candle"]),
-    ("Sports", &["Yoga Mat", "Dumbbell", "Jump Rope", "Racket", "Football"]),
-    ("Pets", &["Dog Bed", "Cat Tree", "Leash", "Chew Toy", "Feeder"]),
+    (
+        "Kitchen",
+        &["Kettle", "Skillet", "Knife Set", "Teapot", "Blender"],
+    ),
+    (
+        "Books",
+        &["Novel", "Cookbook", "Atlas", "Journal", "Field Guide"],
+    ),
+    (
+        "Audio",
+        &["Headphones", "Speaker", "Turntable", "Earbuds", "Radio"],
+    ),
+    (
+        "Garden",
+        &["Planter", "Trowel", "Hose", "Seed Kit", "Bird Feeder"],
+    ),
+    (
+        "Toys",
+        &["Puzzle", "Building Set", "Plush Fox", "Kite", "Board Game"],
+    ),
+    (
+        "Outdoor",
+        &["Tent", "Backpack", "Lantern", "Hammock", "Water Bottle"],
+    ),
+    (
+        "Office",
+        &["Desk Lamp", "Notebook", "Pen Set", "Monitor Stand", "Chair"],
+    ),
+    (
+        "Apparel",
+        &["Sweater", "Rain Jacket", "Scarf", "Sneakers", "Cap"],
+    ),
+    (
+        "Beauty",
+        &["Face Cream", "Soap Bar", "Hair Oil", "Lip Balm", "Candle"],
+    ),
+    (
+        "Sports",
+        &["Yoga Mat", "Dumbbell", "Jump Rope", "Racket", "Football"],
+    ),
+    (
+        "Pets",
+        &["Dog Bed", "Cat Tree", "Leash", "Chew Toy", "Feeder"],
+    ),
     ("Home", &["Throw Blanket", "Vase", "Clock", "Mirror", "Rug"]),
 ];
 
@@ -140,7 +187,11 @@ pub fn generate(spec: &SynthSpec) -> SynthCatalog {
             *x = m + 0.35 * rng.normal() / (d as f32).sqrt();
         }
         normalize(v);
-        let cat = if rng.uniform() < 0.8 { cluster_cat[c] } else { rng.below(nc as u64) as u32 };
+        let cat = if rng.uniform() < 0.8 {
+            cluster_cat[c]
+        } else {
+            rng.below(nc as u64) as u32
+        };
         let nouns = CATEGORY_NAMES[cat as usize % CATEGORY_NAMES.len()].1;
         let adj = ADJECTIVES[rng.below(ADJECTIVES.len() as u64) as usize];
         let noun = nouns[rng.below(nouns.len() as u64) as usize];
@@ -173,7 +224,12 @@ fn normalize(v: &mut [f32]) {
 }
 
 /// Writes a generated catalogue as one shard of `dtype`.
-pub fn shard_bytes(cat: &SynthCatalog, dim: usize, dtype: crate::Dtype, model_id: &str) -> crate::Result<Vec<u8>> {
+pub fn shard_bytes(
+    cat: &SynthCatalog,
+    dim: usize,
+    dtype: crate::Dtype,
+    model_id: &str,
+) -> crate::Result<Vec<u8>> {
     crate::write_shard(&crate::ShardSpec {
         ids: &cat.ids,
         vectors: &cat.vectors,

@@ -16,13 +16,45 @@ pub struct Case {
 }
 
 impl Case {
+    /// The size a score's rounding error scales with: `|q| * max |row| + |w| * max popularity + max |boost|`.
+    /// Parity tolerances are relative to `max(|score|, magnitude)`, as a dot product's error bound is.
+    pub fn magnitude(&self) -> f32 {
+        let cat = self.catalog();
+        let d = cat.dim();
+        let qn = self.query.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let mut row = vec![0f32; d];
+        let mut rmax = 0f32;
+        let mut pmax = 0f32;
+        for g in 0..cat.len() {
+            cat.row_f32(g, &mut row);
+            rmax = rmax.max(row.iter().map(|v| v * v).sum::<f32>().sqrt());
+            let (s, r) = cat.locate(g);
+            pmax = pmax.max(
+                cat.shards()[s]
+                    .attributes(r)
+                    .popularity
+                    .unwrap_or(0.0)
+                    .abs(),
+            );
+        }
+        let bmax = self.opts.boosts.values().fold(0f32, |m, b| m.max(b.abs()));
+        qn * rmax + self.opts.popularity_weight.abs() * pmax + bmax
+    }
+
     pub fn catalog(&self) -> Catalog {
         let shard = Shard::from_bytes(&self.name, &self.catalog_bytes).expect("case shard");
         Catalog::from_shards(vec![shard]).expect("case catalogue")
     }
 }
 
-fn synth_case(name: &str, items: usize, dim: usize, dtype: Dtype, seed: u64, opts: SearchOptions) -> Case {
+fn synth_case(
+    name: &str,
+    items: usize,
+    dim: usize,
+    dtype: Dtype,
+    seed: u64,
+    opts: SearchOptions,
+) -> Case {
     let mut spec = SynthSpec::new(items, dim);
     spec.seed = seed;
     let cat = synth::generate(&spec);
@@ -46,7 +78,9 @@ fn synth_case(name: &str, items: usize, dim: usize, dtype: Dtype, seed: u64, opt
 fn ties_case(dtype: Dtype) -> Case {
     let (n, d) = (2500, 16);
     let ids: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
-    let vectors: Vec<f32> = (0..n).flat_map(|_| (0..d).map(|j| (j as f32 * 0.37).sin())).collect();
+    let vectors: Vec<f32> = (0..n)
+        .flat_map(|_| (0..d).map(|j| (j as f32 * 0.37).sin()))
+        .collect();
     let bytes = crate::write_shard(&crate::ShardSpec {
         ids: &ids,
         vectors: &vectors,
@@ -90,14 +124,64 @@ pub fn parity_cases(big: bool) -> Vec<Case> {
     let mut v = vec![
         ties_case(Dtype::F32),
         ties_case(Dtype::I8),
-        synth_case("n1-f32", 1, 64, Dtype::F32, 1, SearchOptions { k: 10, ..Default::default() }),
+        synth_case(
+            "n1-f32",
+            1,
+            64,
+            Dtype::F32,
+            1,
+            SearchOptions {
+                k: 10,
+                ..Default::default()
+            },
+        ),
         synth_case("n1-int8", 1, 64, Dtype::I8, 2, SearchOptions::default()),
-        synth_case("odd-f32", 3 * 1024 + 37, 64, Dtype::F32, 3, SearchOptions { k: 50, ..Default::default() }),
-        synth_case("odd-f16", 3 * 1024 + 37, 64, Dtype::F16, 4, SearchOptions { k: 17, ..Default::default() }),
-        synth_case("odd-int8", 5 * 1024 + 1, 64, Dtype::I8, 5, SearchOptions { k: 100, ..Default::default() }),
+        synth_case(
+            "odd-f32",
+            3 * 1024 + 37,
+            64,
+            Dtype::F32,
+            3,
+            SearchOptions {
+                k: 50,
+                ..Default::default()
+            },
+        ),
+        synth_case(
+            "odd-f16",
+            3 * 1024 + 37,
+            64,
+            Dtype::F16,
+            4,
+            SearchOptions {
+                k: 17,
+                ..Default::default()
+            },
+        ),
+        synth_case(
+            "odd-int8",
+            5 * 1024 + 1,
+            64,
+            Dtype::I8,
+            5,
+            SearchOptions {
+                k: 100,
+                ..Default::default()
+            },
+        ),
         synth_case("dim7-f16", 2049, 7, Dtype::F16, 6, SearchOptions::default()),
         synth_case("dim7-int8", 2049, 7, Dtype::I8, 7, SearchOptions::default()),
-        synth_case("dim130-f32", 999, 130, Dtype::F32, 8, SearchOptions { k: 256, ..Default::default() }),
+        synth_case(
+            "dim130-f32",
+            999,
+            130,
+            Dtype::F32,
+            8,
+            SearchOptions {
+                k: 256,
+                ..Default::default()
+            },
+        ),
         synth_case("filters-f32", 20_000, 64, Dtype::F32, 9, filters()),
         synth_case("filters-int8", 20_000, 64, Dtype::I8, 10, filters()),
         synth_case(
@@ -118,27 +202,51 @@ pub fn parity_cases(big: bool) -> Vec<Case> {
             64,
             Dtype::F32,
             12,
-            SearchOptions { k: 1000, ..Default::default() },
+            SearchOptions {
+                k: 1000,
+                ..Default::default()
+            },
         ),
     ];
     if big {
-        v.push(synth_case("1m-int8", 1 << 20, 64, Dtype::I8, 13, SearchOptions { k: 10, in_stock_only: true, ..Default::default() }));
+        v.push(synth_case(
+            "1m-int8",
+            1 << 20,
+            64,
+            Dtype::I8,
+            13,
+            SearchOptions {
+                k: 10,
+                in_stock_only: true,
+                ..Default::default()
+            },
+        ));
     }
     v
 }
 
 /// Checks that `gpu` is the same ranking as `cpu` up to score tolerance:
 /// - both have the same length;
-/// - scores at every position agree within `rel_tol` (relative);
+/// - scores at every position agree within `rel_tol` relative to `max(|score|, magnitude)` (see
+///   [`Case::magnitude`]);
 /// - where ids differ at a position, the two items' scores differ by less than the tolerance (a near-tie
 ///   may swap), and the id sets differ only in such near-ties at the boundary.
 ///
 /// `Err` describes the mismatches: their count, the largest error and where it is.
-pub fn check_equivalent(cpu: &SearchResult, gpu: &SearchResult, rel_tol: f32) -> Result<(), String> {
+pub fn check_equivalent(
+    cpu: &SearchResult,
+    gpu: &SearchResult,
+    rel_tol: f32,
+    magnitude: f32,
+) -> Result<(), String> {
     if cpu.rows.len() != gpu.rows.len() {
-        return Err(format!("lengths differ: cpu {} vs gpu {}", cpu.rows.len(), gpu.rows.len()));
+        return Err(format!(
+            "lengths differ: cpu {} vs gpu {}",
+            cpu.rows.len(),
+            gpu.rows.len()
+        ));
     }
-    let tol = |a: f32, b: f32| rel_tol * a.abs().max(b.abs()).max(1e-3);
+    let tol = |a: f32, b: f32| rel_tol * a.abs().max(b.abs()).max(magnitude);
     let mut mismatches = 0;
     let mut worst = (0.0f32, 0usize);
     for i in 0..cpu.rows.len() {
@@ -153,7 +261,10 @@ pub fn check_equivalent(cpu: &SearchResult, gpu: &SearchResult, rel_tol: f32) ->
             // side, within tolerance of the CPU's item at this position.
             match cpu.rows.iter().position(|&r| r == gpu.rows[i]) {
                 Some(j) => (cpu.scores[j] - a).abs() <= tol(cpu.scores[j], a),
-                None => (b - cpu.scores[cpu.scores.len() - 1]).abs() <= tol(b, cpu.scores[cpu.scores.len() - 1]),
+                None => {
+                    (b - cpu.scores[cpu.scores.len() - 1]).abs()
+                        <= tol(b, cpu.scores[cpu.scores.len() - 1])
+                }
             }
         };
         if !(score_ok && id_ok) {

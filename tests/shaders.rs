@@ -4,9 +4,9 @@
 use naga::back::PipelineConstants;
 use shelfwise::backend::kernels::Kernel;
 
-
 fn validate(kernel: Kernel, constants: &PipelineConstants) -> Result<(), String> {
-    let module = naga::front::wgsl::parse_str(kernel.source()).map_err(|e| e.emit_to_string(kernel.source()))?;
+    let module = naga::front::wgsl::parse_str(kernel.source())
+        .map_err(|e| e.emit_to_string(kernel.source()))?;
     let flags = naga::valid::ValidationFlags::all();
     // `unpack2x16float` is core WGSL; naga files it under this capability, which wgpu grants on every
     // adapter with the SHADER_F16_IN_F32 downlevel flag (all WebGPU-conformant ones).
@@ -14,8 +14,9 @@ fn validate(kernel: Kernel, constants: &PipelineConstants) -> Result<(), String>
     let info = naga::valid::Validator::new(flags, caps)
         .validate(&module)
         .map_err(|e| format!("{e:?}"))?;
-    let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, None, constants)
-        .map_err(|e| format!("overrides {constants:?}: {e:?}"))?;
+    let (module, info) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, constants)
+            .map_err(|e| format!("overrides {constants:?}: {e:?}"))?;
     naga::valid::Validator::new(flags, caps)
         .validate(&module)
         .map_err(|e| format!("after overrides {constants:?}: {e:?}"))?;
@@ -56,9 +57,15 @@ fn kernel_files_match_the_table() {
         .filter(|n| n.ends_with(".wgsl"))
         .collect();
     files.sort();
-    let mut labels: Vec<String> = Kernel::ALL.iter().map(|k| format!("{}.wgsl", k.label())).collect();
+    let mut labels: Vec<String> = Kernel::ALL
+        .iter()
+        .map(|k| format!("{}.wgsl", k.label()))
+        .collect();
     labels.sort();
-    assert_eq!(files, labels, "every shader file is a kernel in the table, and the other way round");
+    assert_eq!(
+        files, labels,
+        "every shader file is a kernel in the table, and the other way round"
+    );
 }
 
 #[test]

@@ -257,7 +257,11 @@ mod tests {
         for h in 0..=u16::MAX {
             let v = half::f16::from_bits(h);
             if v.is_finite() {
-                assert_eq!(f16_to_f32(h).to_bits(), v.to_f32().to_bits(), "half bits {h:#06x}");
+                assert_eq!(
+                    f16_to_f32(h).to_bits(),
+                    v.to_f32().to_bits(),
+                    "half bits {h:#06x}"
+                );
             }
         }
     }

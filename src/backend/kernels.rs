@@ -24,7 +24,10 @@ impl Kernel {
     /// WGSL source.
     pub fn source(self) -> &'static str {
         match self {
-            Kernel::ScoreTopk => include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/score_topk.wgsl")),
+            Kernel::ScoreTopk => include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/shaders/score_topk.wgsl"
+            )),
         }
     }
 

@@ -213,13 +213,15 @@ impl Plan {
             flags |= flags::BOOST;
             cat_boost = vec![0f32; nc as usize];
             for (key, &b) in &opts.boosts {
-                let c: u32 = key
-                    .trim()
-                    .parse()
-                    .map_err(|_| Error::invalid("boosts", format!("key `{key}` is not a category id")))?;
+                let c: u32 = key.trim().parse().map_err(|_| {
+                    Error::invalid("boosts", format!("key `{key}` is not a category id"))
+                })?;
                 let c = check_cat(c)?;
                 if !b.is_finite() {
-                    return Err(Error::invalid("boosts", format!("boost for category {c} is not finite")));
+                    return Err(Error::invalid(
+                        "boosts",
+                        format!("boost for category {c} is not finite"),
+                    ));
                 }
                 cat_boost[c as usize] = b;
             }
@@ -228,7 +230,10 @@ impl Plan {
         if let Some([lo, hi]) = opts.price_range {
             catalog.require("priceRange", "price")?;
             if lo.is_nan() || hi.is_nan() || lo > hi {
-                return Err(Error::invalid("priceRange", format!("[{lo}, {hi}] is not a range")));
+                return Err(Error::invalid(
+                    "priceRange",
+                    format!("[{lo}, {hi}] is not a range"),
+                ));
             }
             flags |= flags::PRICE;
             price = [lo, hi];
@@ -258,7 +263,9 @@ impl Plan {
 
         let k = opts.k.min(n);
         let m = match (opts.mmr_lambda, opts.mmr_candidates) {
-            (Some(_), Some(0)) => return Err(Error::invalid("mmrCandidates", "must be at least 1")),
+            (Some(_), Some(0)) => {
+                return Err(Error::invalid("mmrCandidates", "must be at least 1"))
+            }
             (Some(_), Some(c)) => c.max(k),
             (Some(_), None) => (4 * k).max(50),
             (None, _) => k,

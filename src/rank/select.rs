@@ -25,7 +25,10 @@ pub(crate) fn select(catalog: &Catalog, plan: &Plan, cands: &[u64], exhaustive: 
         complete: true,
     };
     let mut per_cat: HashMap<u32, usize> = HashMap::new();
-    let capped = |per_cat: &HashMap<u32, usize>, row: u32| match (plan.cap, catalog.category(row as usize)) {
+    let capped = |per_cat: &HashMap<u32, usize>, row: u32| match (
+        plan.cap,
+        catalog.category(row as usize),
+    ) {
         (Some(cap), Some(c)) => per_cat.get(&c).copied().unwrap_or(0) >= cap,
         _ => false,
     };
@@ -57,11 +60,21 @@ pub(crate) fn select(catalog: &Catalog, plan: &Plan, cands: &[u64], exhaustive: 
             let dim = catalog.dim();
             let n = cands.len();
             let rel: Vec<f32> = cands.iter().map(|&rk| rank_score(rk)).collect();
-            let (lo, hi) = rel.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+            let (lo, hi) = rel
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| {
+                    (lo.min(s), hi.max(s))
+                });
             let span = hi - lo;
             let rel: Vec<f32> = rel
                 .iter()
-                .map(|&s| if span > 0.0 && span.is_finite() { (s - lo) / span } else { 1.0 })
+                .map(|&s| {
+                    if span > 0.0 && span.is_finite() {
+                        (s - lo) / span
+                    } else {
+                        1.0
+                    }
+                })
                 .collect();
             let mut vecs = vec![0f32; n * dim];
             for (i, &rk) in cands.iter().enumerate() {
@@ -81,7 +94,11 @@ pub(crate) fn select(catalog: &Catalog, plan: &Plan, cands: &[u64], exhaustive: 
                     if used[i] || capped(&per_cat, rank_row(cands[i])) {
                         continue;
                     }
-                    let penalty = if max_sim[i] == f32::NEG_INFINITY { 0.0 } else { max_sim[i] };
+                    let penalty = if max_sim[i] == f32::NEG_INFINITY {
+                        0.0
+                    } else {
+                        max_sim[i]
+                    };
                     let v = lambda * rel[i] - (1.0 - lambda) * penalty;
                     if best.is_none_or(|(_, b)| v > b) {
                         best = Some((i, v));

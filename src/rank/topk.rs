@@ -115,9 +115,26 @@ mod tests {
 
     #[test]
     fn score_key_orders_like_floats() {
-        let vals = [f32::NEG_INFINITY, -1e30, -2.5, -1.0, -f32::MIN_POSITIVE, -0.0, 0.0, 1e-40, 0.5, 3.0, f32::INFINITY];
+        let vals = [
+            f32::NEG_INFINITY,
+            -1e30,
+            -2.5,
+            -1.0,
+            -f32::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            1e-40,
+            0.5,
+            3.0,
+            f32::INFINITY,
+        ];
         for w in vals.windows(2) {
-            assert!(score_key(w[0]) < score_key(w[1]) || (w[0] == w[1]), "{} vs {}", w[0], w[1]);
+            assert!(
+                score_key(w[0]) < score_key(w[1]) || (w[0] == w[1]),
+                "{} vs {}",
+                w[0],
+                w[1]
+            );
             assert!(score_key(w[0]) > 0);
         }
         assert_eq!(score_key(f32::NAN), 0);
@@ -143,7 +160,11 @@ mod tests {
         for (row, s) in scores.iter().enumerate() {
             t.push(rank_key(score_key(*s), row as u32));
         }
-        let got: Vec<(u32, f32)> = t.into_sorted().into_iter().map(|k| (rank_row(k), rank_score(k))).collect();
+        let got: Vec<(u32, f32)> = t
+            .into_sorted()
+            .into_iter()
+            .map(|k| (rank_row(k), rank_score(k)))
+            .collect();
         assert_eq!(got, vec![(5, 2.0), (1, 0.9), (4, 0.9)]);
     }
 

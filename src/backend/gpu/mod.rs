@@ -33,7 +33,9 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext").field("adapter", &self.info.name).finish()
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.info.name)
+            .finish()
     }
 }
 
@@ -51,10 +53,14 @@ impl GpuContext {
         let info = adapter.get_info();
         let alimits = adapter.limits();
         let mut limits = wgpu::Limits::downlevel_defaults();
-        limits.max_storage_buffer_binding_size = alimits.max_storage_buffer_binding_size.min(MAX_BINDING_BYTES);
+        limits.max_storage_buffer_binding_size = alimits
+            .max_storage_buffer_binding_size
+            .min(MAX_BINDING_BYTES);
         limits.max_buffer_size = alimits.max_buffer_size.min(MAX_BINDING_BYTES);
-        limits.max_compute_workgroup_storage_size = alimits.max_compute_workgroup_storage_size.min(16384);
-        limits.max_storage_buffers_per_shader_stage = alimits.max_storage_buffers_per_shader_stage.min(8);
+        limits.max_compute_workgroup_storage_size =
+            alimits.max_compute_workgroup_storage_size.min(16384);
+        limits.max_storage_buffers_per_shader_stage =
+            alimits.max_storage_buffers_per_shader_stage.min(8);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("shelfwise"),
@@ -78,14 +84,19 @@ impl GpuContext {
             device,
             queue,
             info,
-            max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+            max_binding: limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
             fault,
         })
     }
 
     /// The adapter's name and driver, for display.
     pub fn adapter_name(&self) -> String {
-        format!("{} ({:?}, {})", self.info.name, self.info.device_type, self.info.driver)
+        format!(
+            "{} ({:?}, {})",
+            self.info.name, self.info.device_type, self.info.driver
+        )
     }
 
     /// Whether the adapter is a software rasteriser (SwiftShader, lavapipe): correct, but no speed figure.
@@ -94,7 +105,12 @@ impl GpuContext {
     }
 
     fn check_fault(&self) -> Result<()> {
-        match self.fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        match self
+            .fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             Some(msg) => Err(Error::Gpu(msg.clone())),
             None => Ok(()),
         }
@@ -180,7 +196,9 @@ impl GpuIndex {
         let oom_err = oom.pop().await;
         let val_err = scope.pop().await;
         if let Some(e) = oom_err {
-            return Err(Error::Gpu(format!("out of memory while uploading the catalogue: {e}")));
+            return Err(Error::Gpu(format!(
+                "out of memory while uploading the catalogue: {e}"
+            )));
         }
         if let Some(e) = val_err {
             return Err(Error::Gpu(format!("uploading the catalogue: {e}")));
@@ -207,7 +225,9 @@ impl GpuIndex {
         let max = ctx.max_binding;
         let per_chunk = (max / row_bytes).min(max / 16).min(65_535 * TILE as u64) as usize;
         if per_chunk == 0 {
-            return Err(Error::Gpu(format!("one row ({row_bytes} bytes) exceeds the binding limit of {max} bytes")));
+            return Err(Error::Gpu(format!(
+                "one row ({row_bytes} bytes) exceeds the binding limit of {max} bytes"
+            )));
         }
 
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -262,14 +282,21 @@ impl GpuIndex {
                 from = to;
             }
         }
-        let total_tiles: u32 = plan_chunks.iter().map(|&(_, from, to)| ((to - from) as u32).div_ceil(TILE)).sum();
+        let total_tiles: u32 = plan_chunks
+            .iter()
+            .map(|&(_, from, to)| ((to - from) as u32).div_ceil(TILE))
+            .sum();
         let out_bytes = total_tiles as u64 * GPU_MAX_K as u64 * 8;
         if out_bytes > max {
             return Err(Error::Gpu(format!(
                 "{n} rows need {out_bytes} bytes of tile results, above the binding limit of {max}"
             )));
         }
-        let out = storage("out", out_bytes, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+        let out = storage(
+            "out",
+            out_bytes,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
 
         let mut out_tile = 0u32;
         for &(si, from, to) in &plan_chunks {
@@ -294,7 +321,11 @@ impl GpuIndex {
             };
             let rows_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("rows"),
-                contents: if contents.is_empty() { &[0; 4] } else { contents },
+                contents: if contents.is_empty() {
+                    &[0; 4]
+                } else {
+                    contents
+                },
                 usage: wgpu::BufferUsages::STORAGE,
             });
             let attrs: Vec<[u32; 4]> = (from..to)
@@ -311,7 +342,11 @@ impl GpuIndex {
                 .collect();
             let attrs_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("attrs"),
-                contents: if attrs.is_empty() { &[0; 16] } else { bytemuck::cast_slice(&attrs) },
+                contents: if attrs.is_empty() {
+                    &[0; 16]
+                } else {
+                    bytemuck::cast_slice(&attrs)
+                },
                 usage: wgpu::BufferUsages::STORAGE,
             });
             let params = device.create_buffer(&wgpu::BufferDescriptor {
@@ -324,12 +359,30 @@ impl GpuIndex {
                 label: Some(Kernel::ScoreTopk.label()),
                 layout: &layout,
                 entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: rows_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 2, resource: attrs_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 3, resource: mask.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 4, resource: req.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 5, resource: out.as_entire_binding() },
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: rows_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: attrs_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: mask.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: req.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: out.as_entire_binding(),
+                    },
                 ],
             });
             chunks.push(Chunk {
@@ -369,7 +422,10 @@ impl GpuIndex {
     /// The best `m` candidates (`m <= GPU_MAX_K`) as rank keys, best first.
     pub(crate) async fn candidates(&self, plan: &Plan, m: usize) -> Result<Vec<u64>> {
         if m == 0 || m > GPU_MAX_K {
-            return Err(Error::invalid("k", format!("the GPU path serves 1..={GPU_MAX_K} candidates")));
+            return Err(Error::invalid(
+                "k",
+                format!("the GPU path serves 1..={GPU_MAX_K} candidates"),
+            ));
         }
         self.ctx.check_fault()?;
         let (device, queue) = (&self.ctx.device, &self.ctx.queue);
@@ -421,7 +477,9 @@ impl GpuIndex {
                 mapped_at_creation: false,
             })
         });
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("search") });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("search"),
+        });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(Kernel::ScoreTopk.label()),

@@ -1,0 +1,482 @@
+//! The JS surface. This is the only module that touches wasm-bindgen, js-sys and web-sys: it converts
+//! arguments, results, errors and callbacks, and fetches files. Everything else lives in the core.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use js_sys::{Array, Float32Array, Object, Reflect, Uint32Array, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::catalog::{Catalog, Manifest};
+use crate::error::Error;
+use crate::index::{DeviceChoice, Index};
+use crate::rank::{SearchOptions, SearchResult};
+use crate::shard::Shard;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** Where the index comes from: a manifest URL, one shard file's bytes, or a manifest with its files. */
+export type CatalogSource =
+  | string
+  | URL
+  | Uint8Array
+  | { manifest: Uint8Array | string; files: Record<string, Uint8Array> };
+
+/** Backend preference. `auto` uses WebGPU for large catalogues on a hardware adapter, else the CPU. */
+export type Device = "auto" | "webgpu" | "cpu";
+
+/** Progress while loading: one `download` event per file, then `ready`. */
+export type LoadEvent =
+  | { status: "download"; file: string; loaded: number; total: number }
+  | { status: "ready"; backend: "webgpu" | "cpu"; items: number; loaded: number; total: number };
+
+export interface LoadOptions {
+  device?: Device;
+  onProgress?: (event: LoadEvent) => void;
+}
+
+export interface SearchOptions {
+  /** Number of results (default 10). When larger than the eligible items, all of them are returned. */
+  k?: number;
+  /** Weights when the query holds several vectors back to back. */
+  weights?: number[];
+  /** Item ids never to return (unknown ids are ignored). */
+  exclude?: string[];
+  /** Only these item ids may be returned (unknown ids are ignored). */
+  allow?: string[];
+  /** Only items in one of these category ids. */
+  categories?: number[];
+  /** Inclusive price range. */
+  priceRange?: [number, number];
+  inStockOnly?: boolean;
+  /** Adds `popularityWeight * popularity` to each score. */
+  popularityWeight?: number;
+  /** Adds a boost to every item of a category: `{ [categoryId]: boost }`. */
+  boosts?: Record<number, number>;
+  /** MMR trade-off in [0, 1]; 1 is relevance only. Omit to turn MMR off. */
+  mmrLambda?: number;
+  /** Candidates MMR re-ranks (default max(4k, 50)). */
+  mmrCandidates?: number;
+  /** At most this many results per category. */
+  perCategoryCap?: number;
+}
+
+export interface SearchTimings { planMs: number; scoreMs: number; selectMs: number; totalMs: number }
+
+export interface SearchResult {
+  ids: string[];
+  scores: Float32Array;
+  /** Row of each result in the catalogue. */
+  rows: Uint32Array;
+  /** 1-based rank of each result. */
+  ranks: Uint32Array;
+  backend: "webgpu" | "cpu";
+  timings: SearchTimings;
+}
+
+/** Every error shelfwise throws or rejects with. `code` is stable: branch on it. */
+export interface ShelfwiseError extends Error {
+  name: "ShelfwiseError";
+  code:
+    | "CORRUPT_SHARD" | "MISSING_TENSOR" | "SHAPE_MISMATCH" | "DTYPE_MISMATCH" | "INVALID_TENSOR"
+    | "BAD_METADATA" | "BAD_MANIFEST" | "INTEGRITY" | "DIM_MISMATCH" | "SHARD_MISMATCH" | "DUPLICATE_ID"
+    | "EMPTY_INDEX" | "INVALID_QUERY" | "INVALID_ARGUMENT" | "UNKNOWN_CATEGORY" | "MISSING_ATTRIBUTE"
+    | "GPU_UNAVAILABLE" | "GPU_ERROR" | "NOT_LOADED" | "DISPOSED" | "FETCH_FAILED";
+}
+"#;
+
+impl From<Error> for JsValue {
+    fn from(e: Error) -> JsValue {
+        let err = js_sys::Error::new(&e.to_string());
+        err.set_name("ShelfwiseError");
+        let _ = Reflect::set(&err, &"code".into(), &e.code().into());
+        err.into()
+    }
+}
+
+enum State {
+    Empty,
+    Ready(Rc<Index>),
+    Disposed,
+}
+
+/// A client-side vector index over item shards: exact top-k with filters, boosts, MMR and caps.
+///
+/// Create one with `await ItemIndex.load(source, options)`. `new ItemIndex()` gives an empty index whose
+/// methods reject with `NOT_LOADED`.
+#[wasm_bindgen]
+pub struct ItemIndex {
+    state: Rc<RefCell<State>>,
+}
+
+impl Default for ItemIndex {
+    fn default() -> Self {
+        ItemIndex::new()
+    }
+}
+
+#[wasm_bindgen]
+impl ItemIndex {
+    /// An empty, unloaded index. Prefer `ItemIndex.load`.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> ItemIndex {
+        ItemIndex {
+            state: Rc::new(RefCell::new(State::Empty)),
+        }
+    }
+
+    /// Loads a catalogue and prepares the backend (upload, pipelines, one warm-up dispatch).
+    pub async fn load(
+        #[wasm_bindgen(unchecked_param_type = "CatalogSource")] source: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
+    ) -> Result<ItemIndex, JsValue> {
+        let opts = LoadOpts::from_js(&options)?;
+        let catalog = load_catalog(&source, &opts).await?;
+        let index = Index::new(catalog, opts.device).await?;
+        if let Some(cb) = &opts.on_progress {
+            let ev = object(&[
+                ("status", "ready".into()),
+                ("backend", index.backend().name().into()),
+                ("items", (index.catalog().len() as f64).into()),
+                ("loaded", opts.total.get().into()),
+                ("total", opts.total.get().into()),
+            ]);
+            let _ = cb.call1(&JsValue::NULL, &ev);
+        }
+        Ok(ItemIndex {
+            state: Rc::new(RefCell::new(State::Ready(Rc::new(index)))),
+        })
+    }
+
+    /// Ranks the catalogue for `query` (`dim` values, or several vectors back to back with
+    /// `options.weights`). Safe to call while other searches are in flight.
+    #[wasm_bindgen(unchecked_return_type = "Promise<SearchResult>")]
+    pub fn search(
+        &self,
+        query: &[f32],
+        #[wasm_bindgen(unchecked_param_type = "SearchOptions | undefined")] options: JsValue,
+    ) -> js_sys::Promise {
+        let prepared = self
+            .ready()
+            .and_then(|index| Ok((index, parse_search_options(&options)?)));
+        let query = query.to_vec();
+        future_to_promise(async move {
+            let (index, opts) = prepared?;
+            let result = index.search(&query, &opts).await?;
+            Ok(result_to_js(&result).into())
+        })
+    }
+
+    /// `"webgpu"` or `"cpu"`; `undefined` before load or after dispose.
+    #[wasm_bindgen(getter, unchecked_return_type = "\"webgpu\" | \"cpu\" | undefined")]
+    pub fn backend(&self) -> JsValue {
+        self.ready()
+            .map_or(JsValue::UNDEFINED, |i| i.backend().name().into())
+    }
+
+    /// The GPU adapter's description, when on the GPU.
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> Option<String> {
+        self.ready().ok().and_then(|i| i.adapter_name())
+    }
+
+    /// Number of items (0 before load).
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> usize {
+        self.ready().map_or(0, |i| i.catalog().len())
+    }
+
+    /// Embedding dimension (0 before load).
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.ready().map_or(0, |i| i.catalog().dim())
+    }
+
+    /// `"f32"`, `"f16"` or `"int8"`.
+    #[wasm_bindgen(getter)]
+    pub fn dtype(&self) -> Option<String> {
+        self.ready()
+            .ok()
+            .map(|i| i.catalog().dtype().name().to_string())
+    }
+
+    /// The model the item vectors belong to.
+    #[wasm_bindgen(getter, js_name = modelId)]
+    pub fn model_id(&self) -> Option<String> {
+        self.ready()
+            .ok()
+            .map(|i| i.catalog().model_id().to_string())
+    }
+
+    /// Category names by id, from the manifest (empty when not named).
+    #[wasm_bindgen(getter, unchecked_return_type = "string[]")]
+    pub fn categories(&self) -> Array {
+        let out = Array::new();
+        if let Ok(i) = self.ready() {
+            for name in i.catalog().category_names() {
+                out.push(&name.into());
+            }
+        }
+        out
+    }
+
+    /// The id of row `row`.
+    #[wasm_bindgen(js_name = itemId)]
+    pub fn item_id(&self, row: u32) -> Result<String, JsValue> {
+        let index = self.ready()?;
+        if row as usize >= index.catalog().len() {
+            return Err(Error::invalid("row", format!("{row} is past the last row")).into());
+        }
+        Ok(index.catalog().id(row as usize).to_string())
+    }
+
+    /// Frees the catalogue and its GPU buffers. Searches already in flight finish; later calls reject
+    /// with `DISPOSED`.
+    pub fn dispose(&self) {
+        *self.state.borrow_mut() = State::Disposed;
+    }
+
+    fn ready(&self) -> Result<Rc<Index>, Error> {
+        match &*self.state.borrow() {
+            State::Ready(i) => Ok(i.clone()),
+            State::Empty => Err(Error::NotLoaded),
+            State::Disposed => Err(Error::Disposed),
+        }
+    }
+}
+
+struct LoadOpts {
+    device: DeviceChoice,
+    on_progress: Option<js_sys::Function>,
+    total: std::cell::Cell<f64>,
+}
+
+impl LoadOpts {
+    fn from_js(v: &JsValue) -> Result<LoadOpts, Error> {
+        let mut opts = LoadOpts {
+            device: DeviceChoice::Auto,
+            on_progress: None,
+            total: std::cell::Cell::new(0.0),
+        };
+        if v.is_undefined() || v.is_null() {
+            return Ok(opts);
+        }
+        if !v.is_object() {
+            return Err(Error::invalid("options", "must be an object"));
+        }
+        let keys = Object::keys(v.unchecked_ref::<Object>());
+        for key in keys.iter() {
+            let key = key.as_string().unwrap_or_default();
+            let value = Reflect::get(v, &key.as_str().into()).unwrap_or(JsValue::UNDEFINED);
+            match key.as_str() {
+                "device" => {
+                    if !value.is_undefined() {
+                        let s = value
+                            .as_string()
+                            .ok_or_else(|| Error::invalid("device", "must be a string"))?;
+                        opts.device = DeviceChoice::parse(&s)?;
+                    }
+                }
+                "onProgress" => {
+                    if !value.is_undefined() {
+                        opts.on_progress = Some(
+                            value
+                                .dyn_into()
+                                .map_err(|_| Error::invalid("onProgress", "must be a function"))?,
+                        );
+                    }
+                }
+                other => {
+                    return Err(Error::invalid(
+                        "options",
+                        format!("unknown load option `{other}`"),
+                    ));
+                }
+            }
+        }
+        Ok(opts)
+    }
+
+    fn progress(&self, file: &str, loaded: f64) {
+        if let Some(cb) = &self.on_progress {
+            let ev = object(&[
+                ("status", "download".into()),
+                ("file", file.into()),
+                ("loaded", loaded.into()),
+                ("total", self.total.get().into()),
+            ]);
+            // A throwing callback must not break loading.
+            let _ = cb.call1(&JsValue::NULL, &ev);
+        }
+    }
+}
+
+fn parse_search_options(v: &JsValue) -> Result<SearchOptions, Error> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(SearchOptions::default());
+    }
+    // Through a JSON value: serde-wasm-bindgen reads only the fields a struct names, so going straight to
+    // `SearchOptions` would let a misspelt option pass silently; serde_json enforces `deny_unknown_fields`.
+    let value: serde_json::Value = serde_wasm_bindgen::from_value(v.clone())
+        .map_err(|e| Error::invalid("options", e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| Error::invalid("options", e.to_string()))
+}
+
+async fn load_catalog(source: &JsValue, opts: &LoadOpts) -> Result<Catalog, Error> {
+    if let Some(bytes) = source.dyn_ref::<Uint8Array>() {
+        let bytes = bytes.to_vec();
+        opts.total.set(bytes.len() as f64);
+        opts.progress("shard", bytes.len() as f64);
+        return Catalog::from_shards(vec![Shard::from_bytes("shard", &bytes)?]);
+    }
+    let url = if let Some(s) = source.as_string() {
+        Some(s)
+    } else if let Some(u) = source.dyn_ref::<web_sys::Url>() {
+        Some(u.href())
+    } else {
+        None
+    };
+    if let Some(url) = url {
+        let base = absolute_url(&url, None)?;
+        let manifest_bytes = fetch_bytes(&base).await?;
+        let manifest = Manifest::from_json(&manifest_bytes)?;
+        opts.total
+            .set(manifest.shards.iter().map(|s| s.bytes as f64).sum());
+        let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut loaded = 0.0;
+        for entry in &manifest.shards {
+            let file_url = absolute_url(&entry.file, Some(&base))?;
+            let bytes = fetch_bytes(&file_url).await?;
+            loaded += bytes.len() as f64;
+            opts.progress(&entry.file, loaded);
+            files.insert(entry.file.clone(), bytes);
+        }
+        return Catalog::from_manifest(&manifest, |e| Ok(files[&e.file].as_slice()));
+    }
+    if source.is_object() {
+        let manifest_v = Reflect::get(source, &"manifest".into()).unwrap_or(JsValue::UNDEFINED);
+        let manifest_bytes = if let Some(s) = manifest_v.as_string() {
+            s.into_bytes()
+        } else if let Some(b) = manifest_v.dyn_ref::<Uint8Array>() {
+            b.to_vec()
+        } else {
+            return Err(Error::invalid(
+                "source",
+                "`manifest` must be a string or a Uint8Array",
+            ));
+        };
+        let manifest = Manifest::from_json(&manifest_bytes)?;
+        let files_v = Reflect::get(source, &"files".into()).unwrap_or(JsValue::UNDEFINED);
+        let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+        for entry in &manifest.shards {
+            let f =
+                Reflect::get(&files_v, &entry.file.as_str().into()).unwrap_or(JsValue::UNDEFINED);
+            let bytes = f
+                .dyn_ref::<Uint8Array>()
+                .ok_or_else(|| {
+                    Error::Manifest(format!("`files` has no Uint8Array for `{}`", entry.file))
+                })?
+                .to_vec();
+            files.insert(entry.file.clone(), bytes);
+        }
+        return Catalog::from_manifest(&manifest, |e| Ok(files[&e.file].as_slice()));
+    }
+    Err(Error::invalid(
+        "source",
+        "must be a manifest URL, a Uint8Array shard, or { manifest, files }",
+    ))
+}
+
+/// Resolves `url` against `base`, or against the page's (or worker's) location.
+fn absolute_url(url: &str, base: Option<&str>) -> Result<String, Error> {
+    let base = match base {
+        Some(b) => b.to_string(),
+        None => Reflect::get(&js_sys::global(), &"location".into())
+            .and_then(|l| Reflect::get(&l, &"href".into()))
+            .ok()
+            .and_then(|h| h.as_string())
+            .unwrap_or_default(),
+    };
+    let parsed = if base.is_empty() {
+        web_sys::Url::new(url)
+    } else {
+        web_sys::Url::new_with_base(url, &base)
+    };
+    parsed.map(|u| u.href()).map_err(|_| Error::Fetch {
+        url: url.to_string(),
+        reason: "not a valid URL".into(),
+    })
+}
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, Error> {
+    let fail = |reason: String| Error::Fetch {
+        url: url.to_string(),
+        reason,
+    };
+    let global = js_sys::global();
+    let promise = if let Some(w) = global.dyn_ref::<web_sys::Window>() {
+        w.fetch_with_str(url)
+    } else if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        w.fetch_with_str(url)
+    } else {
+        return Err(fail("no fetch in this environment".into()));
+    };
+    let resp: web_sys::Response = JsFuture::from(promise)
+        .await
+        .map_err(|e| fail(js_message(&e)))?
+        .dyn_into()
+        .map_err(|_| fail("fetch did not return a Response".into()))?;
+    if !resp.ok() {
+        return Err(fail(format!("HTTP {}", resp.status())));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(|e| fail(js_message(&e)))?)
+        .await
+        .map_err(|e| fail(js_message(&e)))?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+fn js_message(v: &JsValue) -> String {
+    v.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| v.as_string())
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+fn object(fields: &[(&str, JsValue)]) -> Object {
+    let o = Object::new();
+    for (k, v) in fields {
+        let _ = Reflect::set(&o, &(*k).into(), v);
+    }
+    o
+}
+
+fn result_to_js(r: &SearchResult) -> Object {
+    let ids = Array::new();
+    for id in &r.ids {
+        ids.push(&id.into());
+    }
+    let ranks: Vec<u32> = (1..=r.rows.len() as u32).collect();
+    let t = &r.timings;
+    let timings = object(&[
+        ("planMs", t.plan_ms.into()),
+        ("scoreMs", t.score_ms.into()),
+        ("selectMs", t.select_ms.into()),
+        ("totalMs", t.total_ms.into()),
+    ]);
+    object(&[
+        ("ids", ids.into()),
+        ("scores", Float32Array::from(r.scores.as_slice()).into()),
+        ("rows", Uint32Array::from(r.rows.as_slice()).into()),
+        ("ranks", Uint32Array::from(ranks.as_slice()).into()),
+        ("backend", r.backend.name().into()),
+        ("timings", timings.into()),
+    ])
+}

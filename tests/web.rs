@@ -1,0 +1,382 @@
+//! Browser tests, run twice by `scripts/test.sh`: in headless Chromium without WebGPU (the CPU path) and
+//! with `--enable-unsafe-webgpu` (SwiftShader's WebGPU). The build-time variable `SHELFWISE_EXPECT_BACKEND`
+//! (`cpu` or `webgpu`) says which run this is, and `the_expected_backend_actually_ran` fails when the
+//! browser did not give that backend, so a silently skipped GPU path cannot pass.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Float32Array, Object, Promise, Reflect, Uint8Array};
+use shelfwise::testing::{check_equivalent, parity_cases};
+use shelfwise::wasm::ItemIndex;
+use shelfwise::{synth, Backend, DeviceChoice, Dtype, Index, SearchOptions};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn expected_backend() -> &'static str {
+    match option_env!("SHELFWISE_EXPECT_BACKEND") {
+        Some(b @ ("cpu" | "webgpu")) => b,
+        _ => panic!("build the browser tests with SHELFWISE_EXPECT_BACKEND=cpu or =webgpu (scripts/test.sh does)"),
+    }
+}
+
+fn shard(items: usize, dim: usize, dtype: Dtype) -> Vec<u8> {
+    let mut spec = synth::SynthSpec::new(items, dim);
+    spec.seed = 99;
+    let cat = synth::generate(&spec);
+    synth::shard_bytes(&cat, dim, dtype, "web-test").unwrap()
+}
+
+fn opts(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &(*k).into(), v).unwrap();
+    }
+    o.into()
+}
+
+async fn load(bytes: &[u8], device: &str) -> Result<ItemIndex, JsValue> {
+    ItemIndex::load(
+        Uint8Array::from(bytes).into(),
+        opts(&[("device", device.into())]),
+    )
+    .await
+}
+
+async fn search(index: &ItemIndex, q: &[f32], options: JsValue) -> Result<JsValue, JsValue> {
+    JsFuture::from(index.search(q, options)).await
+}
+
+fn code(err: &JsValue) -> String {
+    Reflect::get(err, &"code".into())
+        .unwrap()
+        .as_string()
+        .unwrap_or_default()
+}
+
+fn field(v: &JsValue, name: &str) -> JsValue {
+    Reflect::get(v, &name.into()).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_expected_backend_actually_ran() {
+    let bytes = shard(5000, 64, Dtype::I8);
+    match expected_backend() {
+        "webgpu" => {
+            let index = load(&bytes, "webgpu")
+                .await
+                .expect("WebGPU must load in this run");
+            assert_eq!(index.backend().as_string().as_deref(), Some("webgpu"));
+            let r = search(&index, &[0.1; 64], JsValue::UNDEFINED)
+                .await
+                .unwrap();
+            assert_eq!(field(&r, "backend").as_string().as_deref(), Some("webgpu"));
+            web_sys::console::log_1(&format!("WebGPU adapter: {:?}", index.adapter()).into());
+        }
+        _ => {
+            let err = load(&bytes, "webgpu")
+                .await
+                .err()
+                .expect("no WebGPU adapter in this run");
+            assert_eq!(code(&err), "GPU_UNAVAILABLE");
+            let index = load(&bytes, "auto").await.unwrap();
+            assert_eq!(index.backend().as_string().as_deref(), Some("cpu"));
+            let r = search(&index, &[0.1; 64], JsValue::UNDEFINED)
+                .await
+                .unwrap();
+            assert_eq!(field(&r, "backend").as_string().as_deref(), Some("cpu"));
+        }
+    }
+}
+
+/// On SwiftShader: GPU against the wasm CPU path on the adversarial cases (1M rows included).
+/// On the CPU run: the SIMD kernels against a scalar oracle of the documented formula.
+#[wasm_bindgen_test]
+async fn parity_on_adversarial_catalogues() {
+    let gpu_run = expected_backend() == "webgpu";
+    for case in parity_cases(true) {
+        let catalog = case.catalog();
+        if gpu_run {
+            let index = Index::new(catalog, DeviceChoice::Gpu).await.unwrap();
+            let gpu = index.search(&case.query, &case.opts).await.unwrap();
+            let cpu = index.search_cpu(&case.query, &case.opts).unwrap();
+            assert_eq!(gpu.backend, Backend::WebGpu, "{}", case.name);
+            if let Err(e) = check_equivalent(&cpu, &gpu, 1e-5, case.magnitude()) {
+                panic!("{}: {e}", case.name);
+            }
+        } else {
+            let oracle = scalar_oracle(&catalog, &case.query, &case.opts);
+            let index = Index::cpu(catalog);
+            let cpu = index.search_cpu(&case.query, &case.opts).unwrap();
+            if let Err(e) = check_equivalent(&oracle, &cpu, 1e-5, case.magnitude()) {
+                panic!("{}: {e}", case.name);
+            }
+        }
+    }
+}
+
+/// The documented score formula, one row at a time in plain scalar code, with exact filters. Only for
+/// cases without MMR or caps.
+fn scalar_oracle(
+    cat: &shelfwise::Catalog,
+    q: &[f32],
+    o: &SearchOptions,
+) -> shelfwise::SearchResult {
+    let d = cat.dim();
+    let mut q8 = vec![0i8; d];
+    let qs = shelfwise::shard::quantize_i8(q, &mut q8);
+    let excluded: std::collections::HashSet<&str> = o.exclude.iter().map(String::as_str).collect();
+    let allowed: Option<std::collections::HashSet<&str>> = o
+        .allow
+        .as_ref()
+        .map(|a| a.iter().map(String::as_str).collect());
+    let mut scored: Vec<(f32, u32)> = Vec::new();
+    let mut row = vec![0f32; d];
+    for g in 0..cat.len() {
+        let (s, r) = cat.locate(g);
+        let shard = &cat.shards()[s];
+        let id = shard.id(r);
+        if excluded.contains(id) || allowed.as_ref().is_some_and(|a| !a.contains(id)) {
+            continue;
+        }
+        let a = shard.attributes(r);
+        if o.in_stock_only && a.in_stock == Some(false) {
+            continue;
+        }
+        if let Some(cats) = &o.categories {
+            if !a.category.is_some_and(|c| cats.contains(&c)) {
+                continue;
+            }
+        }
+        if let Some([lo, hi]) = o.price_range {
+            if !a.price.is_some_and(|p| p >= lo && p <= hi) {
+                continue;
+            }
+        }
+        let mut score = match shard.int8_row(r) {
+            Some(qr) => {
+                let dot: i32 = qr.iter().zip(&q8).map(|(&x, &y)| x as i32 * y as i32).sum();
+                dot as f32 * qs * shard.int8_scale(r)
+            }
+            None => {
+                shard.row_f32(r, &mut row);
+                row.iter().zip(q).map(|(x, y)| x * y).sum()
+            }
+        };
+        if o.popularity_weight != 0.0 {
+            score += o.popularity_weight * a.popularity.unwrap_or(0.0);
+        }
+        if let Some(c) = a.category {
+            if let Some(b) = o.boosts.get(&c.to_string()) {
+                score += b;
+            }
+        }
+        scored.push((score, g as u32));
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.truncate(o.k);
+    shelfwise::SearchResult {
+        rows: scored.iter().map(|s| s.1).collect(),
+        ids: scored
+            .iter()
+            .map(|s| cat.id(s.1 as usize).to_string())
+            .collect(),
+        scores: scored.iter().map(|s| s.0).collect(),
+        backend: Backend::Cpu,
+        timings: Default::default(),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn bad_input_gives_typed_errors() {
+    let device = expected_backend();
+    let bytes = shard(3000, 32, Dtype::I8);
+
+    // Truncated and corrupt shards.
+    let err = load(&bytes[..bytes.len() / 2], device).await.err().unwrap();
+    assert_eq!(code(&err), "CORRUPT_SHARD");
+    let mut corrupt = bytes.clone();
+    corrupt[9] = b'!';
+    let err = load(&corrupt, device).await.err().unwrap();
+    assert_eq!(code(&err), "CORRUPT_SHARD");
+    assert_eq!(
+        field(&err, "name").as_string().as_deref(),
+        Some("ShelfwiseError")
+    );
+
+    // A manifest whose checksum does not match the file.
+    let manifest = format!(
+        r#"{{"format":"shelfwise-catalog","version":1,"model_id":"web-test","dim":32,"dtype":"int8",
+            "normalized":true,"item_count":3000,"shards":[{{"file":"a.safetensors","sha256":"{}",
+            "bytes":{},"items":3000,"dtype":"int8"}}]}}"#,
+        "0".repeat(64),
+        bytes.len()
+    );
+    let files = Object::new();
+    Reflect::set(
+        &files,
+        &"a.safetensors".into(),
+        &Uint8Array::from(bytes.as_slice()),
+    )
+    .unwrap();
+    let source = opts(&[("manifest", manifest.into()), ("files", files.into())]);
+    let err = ItemIndex::load(source, JsValue::UNDEFINED)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&err), "INTEGRITY");
+
+    let index = load(&bytes, device).await.unwrap();
+    let q = vec![0.2f32; 32];
+    let bad = |k: &str, v: JsValue| opts(&[(k, v)]);
+    for (options, want) in [
+        (bad("k", 0.into()), "INVALID_ARGUMENT"),
+        (bad("k", (-3).into()), "INVALID_ARGUMENT"),
+        (bad("nope", 1.into()), "INVALID_ARGUMENT"),
+        (
+            bad("categories", js_sys::Array::of1(&999.into()).into()),
+            "UNKNOWN_CATEGORY",
+        ),
+    ] {
+        let shown = js_sys::JSON::stringify(&options)
+            .unwrap()
+            .as_string()
+            .unwrap();
+        let err = search(&index, &q, options)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{shown} was accepted"));
+        assert_eq!(code(&err), want, "{shown}");
+    }
+    let mut nan = q.clone();
+    nan[5] = f32::NAN;
+    assert_eq!(
+        code(
+            &search(&index, &nan, JsValue::UNDEFINED)
+                .await
+                .err()
+                .unwrap()
+        ),
+        "INVALID_QUERY"
+    );
+    let mut inf = q.clone();
+    inf[0] = f32::INFINITY;
+    assert_eq!(
+        code(
+            &search(&index, &inf, JsValue::UNDEFINED)
+                .await
+                .err()
+                .unwrap()
+        ),
+        "INVALID_QUERY"
+    );
+    assert_eq!(
+        code(
+            &search(&index, &q[..31], JsValue::UNDEFINED)
+                .await
+                .err()
+                .unwrap()
+        ),
+        "DIM_MISMATCH"
+    );
+
+    // k > N returns everything; every item filtered out is an empty result, not an error.
+    let all = search(&index, &q, bad("k", 5000.into())).await.unwrap();
+    assert_eq!(
+        field(&all, "ids")
+            .unchecked_into::<js_sys::Array>()
+            .length(),
+        3000
+    );
+    let none = search(
+        &index,
+        &q,
+        bad(
+            "priceRange",
+            js_sys::Array::of2(&(-5).into(), &(-1).into()).into(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        field(&none, "ids")
+            .unchecked_into::<js_sys::Array>()
+            .length(),
+        0
+    );
+}
+
+#[wasm_bindgen_test]
+async fn calls_before_load_overlapping_and_after_dispose() {
+    let q = vec![0.3f32; 64];
+    let empty = ItemIndex::new();
+    assert_eq!(
+        code(&search(&empty, &q, JsValue::UNDEFINED).await.err().unwrap()),
+        "NOT_LOADED"
+    );
+    assert!(empty.backend().is_undefined());
+
+    let index = load(&shard(20_000, 64, Dtype::I8), expected_backend())
+        .await
+        .unwrap();
+    let o = || opts(&[("k", 20.into()), ("inStockOnly", true.into())]);
+    // Eight searches in flight at once must all give the same answer.
+    let promises = js_sys::Array::new();
+    for _ in 0..8 {
+        promises.push(&index.search(&q, o()));
+    }
+    let all = JsFuture::from(Promise::all(&promises))
+        .await
+        .unwrap()
+        .unchecked_into::<js_sys::Array>();
+    let first = field(&all.get(0), "ids")
+        .unchecked_into::<js_sys::Array>()
+        .join(",");
+    for r in all.iter() {
+        assert_eq!(
+            field(&r, "ids").unchecked_into::<js_sys::Array>().join(","),
+            first
+        );
+        assert_eq!(
+            field(&r, "scores")
+                .unchecked_into::<Float32Array>()
+                .length(),
+            20
+        );
+    }
+    // A search in flight when dispose() is called still completes; later calls are rejected.
+    let in_flight = index.search(&q, o());
+    index.dispose();
+    let done = JsFuture::from(in_flight).await.unwrap();
+    assert_eq!(
+        field(&done, "ids")
+            .unchecked_into::<js_sys::Array>()
+            .join(","),
+        first
+    );
+    assert_eq!(
+        code(&search(&index, &q, JsValue::UNDEFINED).await.err().unwrap()),
+        "DISPOSED"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn progress_events_are_reported() {
+    let bytes = shard(100, 16, Dtype::F16);
+    let events = js_sys::Array::new();
+    let sink = events.clone();
+    let cb = Closure::<dyn Fn(JsValue)>::new(move |e: JsValue| {
+        sink.push(&field(&e, "status"));
+    });
+    let options = opts(&[
+        ("device", "cpu".into()),
+        ("onProgress", cb.as_ref().clone()),
+    ]);
+    let index = ItemIndex::load(Uint8Array::from(bytes.as_slice()).into(), options)
+        .await
+        .unwrap();
+    assert_eq!(index.size(), 100);
+    assert_eq!(events.join(",").as_string().unwrap(), "download,ready");
+}
