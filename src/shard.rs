@@ -418,8 +418,11 @@ fn validate_ids(name: &str, offsets: &[u32], bytes: &[u8]) -> Result<()> {
         ));
     }
     for (i, w) in offsets.windows(2).enumerate() {
-        if w[1] < w[0] {
-            return Err(bad(i + 1, "offsets must not decrease".into()));
+        if w[1] < w[0] || w[1] as usize > bytes.len() {
+            return Err(bad(
+                i + 1,
+                "offsets must not decrease nor pass the end of id_bytes".into(),
+            ));
         }
         if std::str::from_utf8(&bytes[w[0] as usize..w[1] as usize]).is_err() {
             return Err(Error::InvalidTensor {

@@ -1,1 +1,386 @@
-fn main() {}
+//! `shelfwise`: the offline half of shelfwise. This stage has two commands:
+//! - `synth` writes a synthetic catalogue (catalog.jsonl + vectors.safetensors) for tests, benchmarks and
+//!   the demo;
+//! - `shard` turns item vectors plus a catalogue JSONL into shards and a manifest.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use shelfwise::catalog::{sha256_hex, MANIFEST_FORMAT};
+use shelfwise::synth::{self, SynthSpec};
+use shelfwise::{Attributes, Dtype, Manifest, ShardEntry, ShardSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "shelfwise",
+    version,
+    about = "Offline tools for shelfwise: synthetic catalogues, shards and manifests"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes a synthetic catalogue: clustered unit vectors, Zipf popularity, categories, prices.
+    Synth {
+        /// Number of items.
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Embedding dimension.
+        #[arg(long, default_value_t = 64)]
+        dim: usize,
+        #[arg(long, default_value_t = 24)]
+        categories: u32,
+        #[arg(long, default_value_t = 64)]
+        clusters: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output folder: catalog.jsonl and vectors.safetensors.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Writes shards and manifest.json from item vectors and a catalogue.
+    Shard {
+        /// safetensors file with a `vectors` tensor, F32 [N, D], row i for line i of the catalogue.
+        #[arg(long)]
+        vectors: PathBuf,
+        /// Catalogue JSONL: one object per line with id, title, category, price, in_stock, popularity.
+        #[arg(long)]
+        catalog: PathBuf,
+        /// Embedding storage: f32, f16 or int8.
+        #[arg(long, default_value = "int8")]
+        dtype: String,
+        /// Items per shard file.
+        #[arg(long, default_value_t = 262_144)]
+        shard_items: usize,
+        /// The model the vectors come from (queries must come from the same one).
+        #[arg(long, default_value = "unspecified")]
+        model_id: String,
+        /// Store the vectors as given instead of L2-normalizing them.
+        #[arg(long)]
+        no_normalize: bool,
+        /// Skip malformed catalogue lines (with a count) instead of failing.
+        #[arg(long)]
+        skip_bad: bool,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// One line of the catalogue JSONL.
+#[derive(Debug, Serialize, Deserialize)]
+struct CatalogLine {
+    id: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    price: Option<f32>,
+    #[serde(default)]
+    in_stock: Option<bool>,
+    #[serde(default)]
+    popularity: Option<f32>,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Synth {
+            items,
+            dim,
+            categories,
+            clusters,
+            seed,
+            out,
+        } => synth_cmd(
+            &SynthSpec {
+                items,
+                dim,
+                categories,
+                clusters,
+                seed,
+            },
+            &out,
+        ),
+        Command::Shard {
+            vectors,
+            catalog,
+            dtype,
+            shard_items,
+            model_id,
+            no_normalize,
+            skip_bad,
+            out,
+        } => shard_cmd(&ShardArgs {
+            vectors,
+            catalog,
+            dtype: Dtype::parse(&dtype)?,
+            shard_items,
+            model_id,
+            normalize: !no_normalize,
+            skip_bad,
+            out,
+        }),
+    }
+}
+
+fn synth_cmd(spec: &SynthSpec, out: &Path) -> Result<()> {
+    if spec.items == 0 || spec.dim == 0 {
+        bail!("--items and --dim must be at least 1");
+    }
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let cat = synth::generate(spec);
+    let a = &cat.attributes;
+    let mut w = BufWriter::new(fs::File::create(out.join("catalog.jsonl"))?);
+    for i in 0..spec.items {
+        let line = CatalogLine {
+            id: cat.ids[i].clone(),
+            title: cat.titles[i].clone(),
+            category: a
+                .category
+                .as_ref()
+                .map(|c| cat.category_names[c[i] as usize].clone()),
+            price: a.price.as_ref().map(|p| p[i]),
+            in_stock: a.in_stock.as_ref().map(|s| s[i]),
+            popularity: a.popularity.as_ref().map(|p| p[i]),
+        };
+        serde_json::to_writer(&mut w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![spec.items, spec.dim],
+        bytemuck::cast_slice(&cat.vectors),
+    )?;
+    let bytes = safetensors::serialize([("vectors", view)], None)?;
+    fs::write(out.join("vectors.safetensors"), bytes)?;
+    println!(
+        "wrote {} items ({} dims, {} categories) to {}",
+        spec.items,
+        spec.dim,
+        cat.category_names.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+struct ShardArgs {
+    vectors: PathBuf,
+    catalog: PathBuf,
+    dtype: Dtype,
+    shard_items: usize,
+    model_id: String,
+    normalize: bool,
+    skip_bad: bool,
+    out: PathBuf,
+}
+
+fn read_catalog(path: &Path, skip_bad: bool) -> Result<(Vec<Option<CatalogLine>>, usize)> {
+    let f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut lines = Vec::new();
+    let mut skipped = 0;
+    let mut seen = HashSet::new();
+    for (n, line) in BufReader::new(f).lines().enumerate() {
+        let line =
+            line.with_context(|| format!("{}:{}: unreadable line", path.display(), n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Result<CatalogLine> = serde_json::from_str::<CatalogLine>(&line)
+            .map_err(anyhow::Error::from)
+            .and_then(|l| {
+                if l.id.is_empty() {
+                    bail!("empty id");
+                }
+                if l.price.is_some_and(|p| !p.is_finite())
+                    || l.popularity.is_some_and(|p| !p.is_finite())
+                {
+                    bail!("price and popularity must be finite numbers");
+                }
+                Ok(l)
+            });
+        match parsed {
+            Ok(l) => {
+                if !seen.insert(l.id.clone()) {
+                    bail!("{}:{}: duplicate item id `{}`", path.display(), n + 1, l.id);
+                }
+                lines.push(Some(l));
+            }
+            Err(e) if skip_bad => {
+                skipped += 1;
+                eprintln!("{}:{}: skipped: {e}", path.display(), n + 1);
+                // Keep the slot so vector rows stay aligned with catalogue lines.
+                lines.push(None);
+            }
+            Err(e) => bail!(
+                "{}:{}: {e} (use --skip-bad to skip such lines)",
+                path.display(),
+                n + 1
+            ),
+        }
+    }
+    if lines.iter().all(Option::is_none) {
+        bail!("{}: the catalogue is empty", path.display());
+    }
+    Ok((lines, skipped))
+}
+
+fn shard_cmd(args: &ShardArgs) -> Result<()> {
+    if args.shard_items == 0 {
+        bail!("--shard-items must be at least 1");
+    }
+    let (lines, skipped) = read_catalog(&args.catalog, args.skip_bad)?;
+    let vbytes =
+        fs::read(&args.vectors).with_context(|| format!("reading {}", args.vectors.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&vbytes)
+        .with_context(|| format!("{} is not a safetensors file", args.vectors.display()))?;
+    let v = st
+        .tensor("vectors")
+        .with_context(|| format!("{} has no `vectors` tensor", args.vectors.display()))?;
+    if v.dtype() != safetensors::Dtype::F32 || v.shape().len() != 2 {
+        bail!(
+            "`vectors` must be F32 of rank 2, found {:?} {:?}",
+            v.dtype(),
+            v.shape()
+        );
+    }
+    let (n, dim) = (v.shape()[0], v.shape()[1]);
+    if n != lines.len() {
+        bail!("{} vectors for {} catalogue lines", n, lines.len());
+    }
+    let all: Vec<f32> = bytemuck::pod_collect_to_vec(v.data());
+
+    // Category names in first-seen order become ids 0..C.
+    let mut names: BTreeMap<String, u32> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for l in lines.iter().flatten() {
+        if let Some(c) = &l.category {
+            if !names.contains_key(c) {
+                names.insert(c.clone(), order.len() as u32);
+                order.push(c.clone());
+            }
+        }
+    }
+    let kept: Vec<(usize, &CatalogLine)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.as_ref().map(|l| (i, l)))
+        .collect();
+    let any = |f: fn(&CatalogLine) -> bool| kept.iter().any(|(_, l)| f(l));
+    let every = |f: fn(&CatalogLine) -> bool| kept.iter().all(|(_, l)| f(l));
+    for (field, has_any, has_all) in [
+        (
+            "category",
+            any(|l| l.category.is_some()),
+            every(|l| l.category.is_some()),
+        ),
+        (
+            "price",
+            any(|l| l.price.is_some()),
+            every(|l| l.price.is_some()),
+        ),
+        (
+            "in_stock",
+            any(|l| l.in_stock.is_some()),
+            every(|l| l.in_stock.is_some()),
+        ),
+        (
+            "popularity",
+            any(|l| l.popularity.is_some()),
+            every(|l| l.popularity.is_some()),
+        ),
+    ] {
+        if has_any && !has_all {
+            bail!("`{field}` is set on some catalogue lines but not all; set it on every line or none");
+        }
+    }
+
+    fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let mut entries = Vec::new();
+    for (s, chunk) in kept.chunks(args.shard_items).enumerate() {
+        let ids: Vec<&str> = chunk.iter().map(|(_, l)| l.id.as_str()).collect();
+        let mut vectors = Vec::with_capacity(chunk.len() * dim);
+        for (i, _) in chunk {
+            vectors.extend_from_slice(&all[i * dim..(i + 1) * dim]);
+        }
+        let attributes = Attributes {
+            category: (!order.is_empty()).then(|| {
+                chunk
+                    .iter()
+                    .map(|(_, l)| names[l.category.as_ref().unwrap()])
+                    .collect()
+            }),
+            price: chunk
+                .iter()
+                .all(|(_, l)| l.price.is_some())
+                .then(|| chunk.iter().map(|(_, l)| l.price.unwrap()).collect()),
+            in_stock: chunk
+                .iter()
+                .all(|(_, l)| l.in_stock.is_some())
+                .then(|| chunk.iter().map(|(_, l)| l.in_stock.unwrap()).collect()),
+            popularity: chunk
+                .iter()
+                .all(|(_, l)| l.popularity.is_some())
+                .then(|| chunk.iter().map(|(_, l)| l.popularity.unwrap()).collect()),
+        };
+        let bytes = shelfwise::write_shard(&ShardSpec {
+            ids: &ids,
+            vectors: &vectors,
+            dim,
+            dtype: args.dtype,
+            normalize: args.normalize,
+            model_id: &args.model_id,
+            num_categories: (!order.is_empty()).then_some(order.len() as u32),
+            attributes: &attributes,
+        })?;
+        let file = format!("shard-{s:03}.safetensors");
+        fs::write(args.out.join(&file), &bytes)?;
+        entries.push(ShardEntry {
+            file,
+            sha256: sha256_hex(&bytes),
+            bytes: bytes.len() as u64,
+            items: chunk.len(),
+            dtype: args.dtype,
+        });
+    }
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        version: shelfwise::shard::FORMAT_VERSION,
+        model_id: args.model_id.clone(),
+        dim,
+        dtype: args.dtype,
+        normalized: args.normalize,
+        item_count: kept.len(),
+        categories: order,
+        shards: entries,
+    };
+    manifest.validate()?;
+    fs::write(
+        args.out.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    let total: u64 = manifest.shards.iter().map(|s| s.bytes).sum();
+    println!(
+        "wrote {} items in {} shard(s), {} bytes, {} to {}{}",
+        manifest.item_count,
+        manifest.shards.len(),
+        total,
+        args.dtype.name(),
+        args.out.display(),
+        if skipped > 0 {
+            format!(" ({skipped} bad lines skipped)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}

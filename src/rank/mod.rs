@@ -176,7 +176,7 @@ impl Plan {
                 }
                 None => {
                     let mut m = vec![u32::MAX; words];
-                    if n % 32 != 0 {
+                    if !n.is_multiple_of(32) {
                         m[words - 1] = (1u32 << (n % 32)) - 1;
                     }
                     m
@@ -306,7 +306,7 @@ impl Plan {
 /// Sums `m` query vectors of `dim` values with `weights` (all 1 when `None`), and checks that the result
 /// is finite.
 pub fn combine(query: &[f32], weights: Option<&[f32]>, dim: usize) -> Result<Vec<f32>> {
-    if query.is_empty() || query.len() % dim != 0 {
+    if query.is_empty() || !query.len().is_multiple_of(dim) {
         return Err(Error::Dimension {
             context: "query".into(),
             expected: dim,

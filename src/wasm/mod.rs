@@ -337,13 +337,9 @@ async fn load_catalog(source: &JsValue, opts: &LoadOpts) -> Result<Catalog, Erro
         opts.progress("shard", bytes.len() as f64);
         return Catalog::from_shards(vec![Shard::from_bytes("shard", &bytes)?]);
     }
-    let url = if let Some(s) = source.as_string() {
-        Some(s)
-    } else if let Some(u) = source.dyn_ref::<web_sys::Url>() {
-        Some(u.href())
-    } else {
-        None
-    };
+    let url = source
+        .as_string()
+        .or_else(|| source.dyn_ref::<web_sys::Url>().map(|u| u.href()));
     if let Some(url) = url {
         let base = absolute_url(&url, None)?;
         let manifest_bytes = fetch_bytes(&base).await?;

@@ -307,7 +307,7 @@ impl GpuIndex {
             let d = dim as usize;
             let src = &shard.rows.bytes()[from * d * elem..to * d * elem];
             let padded: Vec<u8>;
-            let contents = if (d * elem) % 4 == 0 {
+            let contents = if (d * elem).is_multiple_of(4) {
                 src
             } else {
                 // Pad every row to whole words.
