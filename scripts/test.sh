@@ -15,7 +15,7 @@ step "clippy (host)"
 cargo clippy --workspace --all-targets -q -- -D warnings
 
 step "clippy (wasm32)"
-wasm_cargo clippy --target wasm32-unknown-unknown -p shelfwise --lib --tests -q $WASM_BUILD_STD -- -D warnings
+wasm_cargo clippy --target wasm32-unknown-unknown -p shelfwise --lib --test web -q $WASM_BUILD_STD -- -D warnings
 
 step "native tests (GPU parity must find a Vulkan adapter)"
 SHELFWISE_REQUIRE_GPU=1 SHELFWISE_PYTHON="$PWD/target/py/bin/python" cargo test --workspace -q

@@ -103,6 +103,63 @@ fn ties_case(dtype: Dtype) -> Case {
     }
 }
 
+/// Int8 rows over the full range, -128 included (other writers may produce it), written without
+/// [`crate::write_shard`].
+fn full_range_int8_case() -> Case {
+    use safetensors::tensor::TensorView;
+    use safetensors::Dtype as St;
+    let (n, d) = (3001usize, 64usize);
+    let mut rng = Rng::new(77);
+    let rows: Vec<i8> = (0..n * d).map(|_| rng.next_u64() as i8).collect();
+    let scales: Vec<f32> = (0..n).map(|_| 0.001 + 0.01 * rng.uniform()).collect();
+    let mut offsets = vec![0u32];
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.extend_from_slice(format!("r{i}").as_bytes());
+        offsets.push(ids.len() as u32);
+    }
+    let views = vec![
+        (
+            "embeddings",
+            TensorView::new(St::I8, vec![n, d], bytemuck::cast_slice(&rows)).unwrap(),
+        ),
+        (
+            "scales",
+            TensorView::new(St::F32, vec![n], bytemuck::cast_slice(&scales)).unwrap(),
+        ),
+        (
+            "id_offsets",
+            TensorView::new(St::U32, vec![n + 1], bytemuck::cast_slice(&offsets)).unwrap(),
+        ),
+        (
+            "id_bytes",
+            TensorView::new(St::U8, vec![ids.len()], &ids).unwrap(),
+        ),
+    ];
+    let meta: std::collections::HashMap<String, String> = [
+        ("format", "shelfwise-shard"),
+        ("version", "1"),
+        ("dim", "64"),
+        ("normalized", "false"),
+        ("model_id", "raw"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut q = vec![0f32; d];
+    q.iter_mut().for_each(|v| *v = rng.normal());
+    q[0] = -3.0; // quantises to -127, the extreme of the query range
+    Case {
+        name: "full-range-int8".into(),
+        catalog_bytes: safetensors::serialize(views, Some(meta)).unwrap(),
+        query: q,
+        opts: SearchOptions {
+            k: 64,
+            ..Default::default()
+        },
+    }
+}
+
 fn filters() -> SearchOptions {
     let mut boosts = std::collections::BTreeMap::new();
     boosts.insert("3".to_string(), 0.05);
@@ -124,6 +181,7 @@ pub fn parity_cases(big: bool) -> Vec<Case> {
     let mut v = vec![
         ties_case(Dtype::F32),
         ties_case(Dtype::I8),
+        full_range_int8_case(),
         synth_case(
             "n1-f32",
             1,

@@ -5,30 +5,40 @@
 //! vectorises.
 
 use crate::catalog::Catalog;
-use crate::rank::topk::{rank_key, score_key, TopK};
+use crate::rank::topk::{rank_key, rank_score, score_key, TopK};
 use crate::rank::{flags, Plan};
 use crate::shard::{Rows, Shard};
 
 /// Rows scored per block before the heap sees them.
-const BLOCK: usize = 256;
+const BLOCK: usize = 1024;
 
 /// Returns the best `m` candidates of the whole catalogue as rank keys, best first.
 pub(crate) fn scan(catalog: &Catalog, plan: &Plan, m: usize) -> Vec<u64> {
     let mut top = TopK::new(m);
     let mut base = [0f32; BLOCK];
+    let adjusts = plan.flags & (flags::POP | flags::BOOST) != 0;
+    // Scores below the heap's floor cannot enter: one float compare rejects most rows.
+    let mut floor = f32::NEG_INFINITY;
     for (si, shard) in catalog.shards.iter().enumerate() {
         let start = catalog.starts[si];
         let mut from = 0;
         while from < shard.len {
             let to = (from + BLOCK).min(shard.len);
-            block_scores(shard, plan, from, to, &mut base[..to - from]);
-            for (i, &s0) in base[..to - from].iter().enumerate() {
-                let r = from + i;
-                if let Some(s) = adjust(shard, plan, r, s0) {
-                    let g = start + r;
+            let block = &mut base[..to - from];
+            block_scores(shard, plan, from, to, block);
+            if adjusts {
+                adjust(shard, plan, from, block);
+            }
+            for (i, &s) in block.iter().enumerate() {
+                // `>=`, not `>`: an equal score may still win on row order; the rank key decides. NaN fails.
+                if s >= floor {
+                    let (r, g) = (from + i, start + from + i);
                     let rk = rank_key(score_key(s), g as u32);
                     if rk > top.floor() && plan.mask_ok(g) && passes(shard, plan, r) {
                         top.push(rk);
+                        if top.len() == m {
+                            floor = rank_score(top.floor());
+                        }
                     }
                 }
             }
@@ -38,23 +48,23 @@ pub(crate) fn scan(catalog: &Catalog, plan: &Plan, m: usize) -> Vec<u64> {
     top.into_sorted()
 }
 
-/// Score of row `r` after popularity and boosts, in the same operation order as the shader.
-#[inline(always)]
-fn adjust(shard: &Shard, plan: &Plan, r: usize, mut s: f32) -> Option<f32> {
+/// Adds popularity and boosts to the scores of rows `from..from + out.len()`, in the shader's operation
+/// order.
+fn adjust(shard: &Shard, plan: &Plan, from: usize, out: &mut [f32]) {
+    let rows = from..from + out.len();
     if plan.flags & flags::POP != 0 {
         if let Some(p) = &shard.popularity {
-            s += plan.pop_weight * p[r];
+            for (s, &p) in out.iter_mut().zip(&p[rows.clone()]) {
+                *s += plan.pop_weight * p;
+            }
         }
     }
     if plan.flags & flags::BOOST != 0 {
         if let Some(c) = &shard.category {
-            s += plan.cat_boost[c[r] as usize];
+            for (s, &c) in out.iter_mut().zip(&c[rows]) {
+                *s += plan.cat_boost[c as usize];
+            }
         }
-    }
-    if s.is_nan() {
-        None
-    } else {
-        Some(s)
     }
 }
 
@@ -97,13 +107,32 @@ fn block_scores(shard: &Shard, plan: &Plan, from: usize, to: usize, out: &mut [f
         Rows::F32(v) => dot_f32(&v[from * d..to * d], d, &plan.q, out),
         Rows::F16(v) => dot_f16(&v[from * d..to * d], d, &plan.q, out),
         Rows::I8(v) => {
-            let mut acc = [0i32; BLOCK];
-            let acc = &mut acc[..to - from];
-            dot_i8(&v[from * d..to * d], d, &plan.q8, acc);
             let scales = shard.scales.as_deref().unwrap_or(&[]);
-            for ((o, &a), &s) in out.iter_mut().zip(acc.iter()).zip(&scales[from..to]) {
-                *o = a as f32 * plan.qscale * s;
-            }
+            scores_i8(
+                &v[from * d..to * d],
+                d,
+                &plan.q8,
+                plan.qscale,
+                &scales[from..to],
+                out,
+            );
+        }
+    }
+}
+
+/// Scores of int8 rows `[n, d]` against the int8 query `q [d]`: `(f32(dot) * qscale) * scales[row]`, the
+/// integer dot product exact for any values (-128 included).
+pub fn scores_i8(rows: &[i8], d: usize, q: &[i8], qscale: f32, scales: &[f32], out: &mut [f32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if d.is_multiple_of(16) {
+        return simd::scores_i8(rows, d, q, qscale, scales, out);
+    }
+    let mut acc = [0i32; BLOCK];
+    for (o, chunk) in out.chunks_mut(BLOCK).zip(rows.chunks(BLOCK * d)) {
+        let acc = &mut acc[..o.len()];
+        dot_i8(chunk, d, q, acc);
+        for ((o, &a), &s) in o.iter_mut().zip(acc.iter()).zip(scales) {
+            *o = a as f32 * qscale * s;
         }
     }
 }
@@ -180,7 +209,8 @@ pub fn dot_f16(rows: &[u16], d: usize, q: &[f32], out: &mut [f32]) {
 mod simd {
     use core::arch::wasm32::*;
 
-    /// Four rows at a time: each 16-byte slice is widened to i16 and multiplied pairwise into i32 lanes.
+    /// One row at a time, any values: each 16-byte slice is widened to i16 and multiplied pairwise into i32
+    /// lanes.
     pub fn dot_i8(rows: &[i8], d: usize, q: &[i8], out: &mut [i32]) {
         let chunks = d / 16;
         let tail = chunks * 16;
@@ -208,6 +238,131 @@ mod simd {
             }
             *o = s;
         }
+    }
+
+    /// Four rows at a time (`d` a multiple of 16): per 16 bytes, the row is widened to i16 and multiplied
+    /// pairwise into i32 lanes (`i32x4.dot_i16x8_s`, one `pmaddwd` on x86); a 4x4 transpose-add then gives
+    /// the four dot products in one vector, converted and scaled in the same order as the scalar path.
+    pub fn scores_i8(
+        rows: &[i8],
+        d: usize,
+        q: &[i8],
+        qscale: f32,
+        scales: &[f32],
+        out: &mut [f32],
+    ) {
+        // Common widths get a fully unrolled body with the query held in registers.
+        match d {
+            32 => scores_i8_n::<2>(rows, q, qscale, scales, out),
+            64 => scores_i8_n::<4>(rows, q, qscale, scales, out),
+            128 => scores_i8_n::<8>(rows, q, qscale, scales, out),
+            _ => scores_i8_any(rows, d, q, qscale, scales, out),
+        }
+    }
+
+    #[inline(always)]
+    fn load(p: &[i8], at: usize) -> v128 {
+        debug_assert!(at + 16 <= p.len());
+        // SAFETY: callers keep at + 16 <= p.len(); v128_load has no alignment requirement.
+        unsafe { v128_load(p.as_ptr().add(at) as *const v128) }
+    }
+
+    /// Dot products of four rows starting at byte `at`, rows `d` bytes apart, as one i32x4. `qv` holds the
+    /// query widened to i16: two vectors per 16 bytes.
+    #[inline(always)]
+    fn dot4(rows: &[i8], at: usize, d: usize, qv: &[(v128, v128)]) -> v128 {
+        let mut acc = [i32x4_splat(0); 4];
+        for (c, &(ql, qh)) in qv.iter().enumerate() {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let v = load(rows, at + j * d + c * 16);
+                *a = i32x4_add(*a, i32x4_dot_i16x8(i16x8_extend_low_i8x16(v), ql));
+                *a = i32x4_add(*a, i32x4_dot_i16x8(i16x8_extend_high_i8x16(v), qh));
+            }
+        }
+        let s01 = i32x4_add(
+            i32x4_shuffle::<0, 4, 1, 5>(acc[0], acc[1]),
+            i32x4_shuffle::<2, 6, 3, 7>(acc[0], acc[1]),
+        );
+        let s23 = i32x4_add(
+            i32x4_shuffle::<0, 4, 1, 5>(acc[2], acc[3]),
+            i32x4_shuffle::<2, 6, 3, 7>(acc[2], acc[3]),
+        );
+        i32x4_add(
+            i32x4_shuffle::<0, 1, 4, 5>(s01, s23),
+            i32x4_shuffle::<2, 3, 6, 7>(s01, s23),
+        )
+    }
+
+    #[inline(always)]
+    fn widen(q: &[i8], c: usize) -> (v128, v128) {
+        let v = load(q, c * 16);
+        (i16x8_extend_low_i8x16(v), i16x8_extend_high_i8x16(v))
+    }
+
+    #[inline(always)]
+    fn store_scores(dots: v128, qs: v128, scales: &[f32], out: &mut [f32], r: usize) {
+        assert!(r + 4 <= out.len() && r + 4 <= scales.len());
+        // SAFETY: checked just above.
+        unsafe {
+            let sc = v128_load(scales.as_ptr().add(r) as *const v128);
+            let v = f32x4_mul(f32x4_mul(f32x4_convert_i32x4(dots), qs), sc);
+            v128_store(out.as_mut_ptr().add(r) as *mut v128, v);
+        }
+    }
+
+    fn tail(
+        rows: &[i8],
+        d: usize,
+        q: &[i8],
+        qscale: f32,
+        scales: &[f32],
+        out: &mut [f32],
+        from: usize,
+    ) {
+        let n = out.len();
+        let mut acc = [0i32; 4];
+        dot_i8(&rows[from * d..n * d], d, q, &mut acc[..n - from]);
+        for ((o, &a), &s) in out[from..].iter_mut().zip(&acc).zip(&scales[from..]) {
+            *o = a as f32 * qscale * s;
+        }
+    }
+
+    fn scores_i8_n<const C: usize>(
+        rows: &[i8],
+        q: &[i8],
+        qscale: f32,
+        scales: &[f32],
+        out: &mut [f32],
+    ) {
+        let d = C * 16;
+        let qv: [(v128, v128); C] = std::array::from_fn(|c| widen(q, c));
+        let qs = f32x4_splat(qscale);
+        let n = out.len();
+        let mut r = 0;
+        while r + 4 <= n {
+            store_scores(dot4(rows, r * d, d, &qv), qs, scales, out, r);
+            r += 4;
+        }
+        tail(rows, d, q, qscale, scales, out, r);
+    }
+
+    fn scores_i8_any(
+        rows: &[i8],
+        d: usize,
+        q: &[i8],
+        qscale: f32,
+        scales: &[f32],
+        out: &mut [f32],
+    ) {
+        let qv: Vec<(v128, v128)> = (0..d / 16).map(|c| widen(q, c)).collect();
+        let qs = f32x4_splat(qscale);
+        let n = out.len();
+        let mut r = 0;
+        while r + 4 <= n {
+            store_scores(dot4(rows, r * d, d, &qv), qs, scales, out, r);
+            r += 4;
+        }
+        tail(rows, d, q, qscale, scales, out, r);
     }
 
     pub fn dot_f32(rows: &[f32], d: usize, q: &[f32], out: &mut [f32]) {

@@ -238,6 +238,25 @@ impl ItemIndex {
         Ok(index.catalog().id(row as usize).to_string())
     }
 
+    /// The row of item `id`, or `undefined` when the catalogue does not have it.
+    #[wasm_bindgen(js_name = rowOf)]
+    pub fn row_of(&self, id: &str) -> Result<Option<u32>, JsValue> {
+        Ok(self.ready()?.catalog().row_of(id).map(|r| r as u32))
+    }
+
+    /// The stored vector of row `row` (dequantised for int8), e.g. to search for similar items.
+    #[wasm_bindgen(js_name = itemVector)]
+    pub fn item_vector(&self, row: u32) -> Result<Float32Array, JsValue> {
+        let index = self.ready()?;
+        let cat = index.catalog();
+        if row as usize >= cat.len() {
+            return Err(Error::invalid("row", format!("{row} is past the last row")).into());
+        }
+        let mut v = vec![0f32; cat.dim()];
+        cat.row_f32(row as usize, &mut v);
+        Ok(Float32Array::from(v.as_slice()))
+    }
+
     /// Frees the catalogue and its GPU buffers. Searches already in flight finish; later calls reject
     /// with `DISPOSED`.
     pub fn dispose(&self) {

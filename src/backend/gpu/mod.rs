@@ -93,10 +93,19 @@ impl GpuContext {
 
     /// The adapter's name and driver, for display.
     pub fn adapter_name(&self) -> String {
-        format!(
-            "{} ({:?}, {})",
-            self.info.name, self.info.device_type, self.info.driver
-        )
+        let name = if self.info.name.is_empty() {
+            "unnamed adapter"
+        } else {
+            &self.info.name
+        };
+        let kind = match self.info.device_type {
+            wgpu::DeviceType::Cpu => "software",
+            wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+            wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+            wgpu::DeviceType::VirtualGpu => "virtual GPU",
+            wgpu::DeviceType::Other => "other",
+        };
+        format!("{name} ({kind}, {:?})", self.info.backend)
     }
 
     /// Whether the adapter is a software rasteriser (SwiftShader, lavapipe): correct, but no speed figure.

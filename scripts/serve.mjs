@@ -1,0 +1,66 @@
+// A small static file server for the demo and the benchmark page (no dependencies).
+// Sends COOP/COEP headers so pages are cross-origin isolated (fine-grained performance.now()).
+//
+//   node scripts/serve.mjs [--port 8080] [--root .]
+import { createServer } from "node:http";
+import { createReadStream, statSync } from "node:fs";
+import { extname, join, normalize, resolve } from "node:path";
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".jsonl": "application/x-ndjson",
+  ".wasm": "application/wasm",
+  ".safetensors": "application/octet-stream",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ts": "text/plain; charset=utf-8",
+};
+
+export function serve({ port = 8080, root = "." } = {}) {
+  const base = resolve(root);
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, "http://localhost");
+    let path = normalize(decodeURIComponent(url.pathname));
+    if (path.endsWith("/")) path += "index.html";
+    const file = join(base, path);
+    if (!file.startsWith(base)) {
+      res.writeHead(403).end();
+      return;
+    }
+    let st;
+    try {
+      st = statSync(file);
+    } catch {
+      res.writeHead(404, { "content-type": "text/plain" }).end(`not found: ${url.pathname}\n`);
+      return;
+    }
+    if (st.isDirectory()) {
+      res.writeHead(302, { location: url.pathname + "/" }).end();
+      return;
+    }
+    res.writeHead(200, {
+      "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+      "content-length": st.size,
+      "cache-control": "no-cache",
+      "cross-origin-opener-policy": "same-origin",
+      "cross-origin-embedder-policy": "require-corp",
+    });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((ok) => server.listen(port, "127.0.0.1", () => ok(server)));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name, dflt) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : dflt;
+  };
+  const port = Number(arg("--port", process.env.PORT ?? 8080));
+  const server = await serve({ port, root: arg("--root", ".") });
+  console.log(`shelfwise demo: http://localhost:${server.address().port}/www/`);
+  console.log("(Ctrl-C to stop)");
+}
