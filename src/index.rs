@@ -97,6 +97,23 @@ impl Index {
         }
     }
 
+    /// A GPU index whose buffers are split at `max_binding` bytes at most: for tests of the chunked path.
+    #[doc(hidden)]
+    pub async fn gpu_with_chunk_limit(catalog: Catalog, max_binding: u64) -> Result<Index> {
+        let ctx = GpuContext::new().await?;
+        let gpu = GpuIndex::with_chunk_limit(ctx, &catalog, Some(max_binding)).await?;
+        Ok(Index {
+            catalog,
+            gpu: Some(gpu),
+            gpu_failed: Cell::new(false),
+        })
+    }
+
+    /// Number of GPU chunks (0 on the CPU).
+    pub fn gpu_chunks(&self) -> usize {
+        self.gpu.as_ref().map_or(0, |g| g.chunks())
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }

@@ -435,3 +435,51 @@ fn a_shard_written_by_python_loads_and_ranks() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The Python example in docs/FORMAT.md runs, and its output loads.
+#[test]
+fn the_python_example_in_the_format_doc_works() {
+    let Ok(python) = std::env::var("SHELFWISE_PYTHON") else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v.is_empty()),
+            "CI must run the Python interoperability test: set SHELFWISE_PYTHON"
+        );
+        eprintln!("skipping: set SHELFWISE_PYTHON to a python with safetensors and numpy");
+        return;
+    };
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/FORMAT.md")).unwrap();
+    let start = doc.find("```python\n").expect("a python block") + "```python\n".len();
+    let code = &doc[start..start + doc[start..].find("```").unwrap()];
+    let dir = std::env::temp_dir().join(format!("shelfwise-doc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("example.py"), code).unwrap();
+    let status = std::process::Command::new(&python)
+        .arg("example.py")
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let manifest = Manifest::from_json(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(dir.join("shard-000.safetensors")).unwrap();
+    let catalog = Catalog::from_manifest(&manifest, |_| Ok(bytes.as_slice())).unwrap();
+    let index = Index::cpu(catalog);
+    let mut q = vec![0f32; 8];
+    index.catalog().row_f32(2, &mut q);
+    let r = index
+        .search_cpu(
+            &q,
+            &SearchOptions {
+                k: 3,
+                in_stock_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.ids[0], "sku-3");
+    assert!(
+        !r.ids.contains(&"sku-2".to_string()),
+        "sku-2 is out of stock"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -89,6 +89,33 @@ fn shard_row_i8(shard: &shelfwise::Shard, r: usize, d: usize) -> Vec<i8> {
         .unwrap_or_else(|| vec![0; d])
 }
 
+/// Small binding limits force many chunks (and chunks that end mid-tile), across several shards.
+#[test]
+fn chunked_uploads_match_the_cpu() {
+    for name in ["odd-int8", "filters-f32", "dim7-f16"] {
+        let case = parity_cases(false)
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap();
+        let limit = 16_384; // bytes: tens to a thousand rows per chunk
+        let index = match pollster::block_on(Index::gpu_with_chunk_limit(case.catalog(), limit)) {
+            Ok(i) => i,
+            Err(e) if !gpu_required() && e.code() == "GPU_UNAVAILABLE" => return,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(
+            index.gpu_chunks() > 2,
+            "{name}: {} chunks",
+            index.gpu_chunks()
+        );
+        let gpu = pollster::block_on(index.search(&case.query, &case.opts)).unwrap();
+        let cpu = index.search_cpu(&case.query, &case.opts).unwrap();
+        assert_eq!(gpu.backend, Backend::WebGpu);
+        check_equivalent(&cpu, &gpu, 1e-5, case.magnitude())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
 #[test]
 fn overlapping_requests_on_one_gpu_index_agree() {
     let case = parity_cases(false)

@@ -198,9 +198,19 @@ impl std::fmt::Debug for GpuIndex {
 impl GpuIndex {
     /// Uploads `catalog`, creates the pipeline and runs one warm-up dispatch.
     pub async fn new(ctx: GpuContext, catalog: &Catalog) -> Result<GpuIndex> {
+        Self::with_chunk_limit(ctx, catalog, None).await
+    }
+
+    /// As [`GpuIndex::new`], with a smaller per-binding limit than the adapter's, so tests can force a
+    /// catalogue into many chunks.
+    pub async fn with_chunk_limit(
+        ctx: GpuContext,
+        catalog: &Catalog,
+        max_binding: Option<u64>,
+    ) -> Result<GpuIndex> {
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let built = Self::build(ctx, catalog);
+        let built = Self::build(ctx, catalog, max_binding);
         // Scopes pop in reverse order of pushing.
         let oom_err = oom.pop().await;
         let val_err = scope.pop().await;
@@ -220,7 +230,7 @@ impl GpuIndex {
         Ok(index)
     }
 
-    fn build(ctx: GpuContext, catalog: &Catalog) -> Result<GpuIndex> {
+    fn build(ctx: GpuContext, catalog: &Catalog, max_binding: Option<u64>) -> Result<GpuIndex> {
         let device = &ctx.device;
         let dim = catalog.dim() as u32;
         let dtype = catalog.dtype();
@@ -231,7 +241,7 @@ impl GpuIndex {
         };
         let row_words = dim.div_ceil(lanes);
         let row_bytes = row_words as u64 * 4;
-        let max = ctx.max_binding;
+        let max = max_binding.map_or(ctx.max_binding, |m| m.min(ctx.max_binding));
         let per_chunk = (max / row_bytes).min(max / 16).min(65_535 * TILE as u64) as usize;
         if per_chunk == 0 {
             return Err(Error::Gpu(format!(
@@ -296,9 +306,10 @@ impl GpuIndex {
             .map(|&(_, from, to)| ((to - from) as u32).div_ceil(TILE))
             .sum();
         let out_bytes = total_tiles as u64 * GPU_MAX_K as u64 * 8;
-        if out_bytes > max {
+        if out_bytes > ctx.max_binding {
             return Err(Error::Gpu(format!(
-                "{n} rows need {out_bytes} bytes of tile results, above the binding limit of {max}"
+                "{n} rows need {out_bytes} bytes of tile results, above the binding limit of {}",
+                ctx.max_binding
             )));
         }
         let out = storage(
@@ -422,6 +433,11 @@ impl GpuIndex {
             staging: RefCell::new(Vec::new()),
             staging_size: out_bytes.max(8),
         })
+    }
+
+    /// Number of chunks the catalogue was split into.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
     }
 
     pub fn context(&self) -> &GpuContext {
