@@ -23,11 +23,12 @@ missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 
 # Does the rustup toolchain have (or can it get) the standard wasm32 target?
+# SHELFWISE_DEBIAN_WASM=1 forces the Debian toolchain even where rustup has the target (to test that path).
 std_target=0
-if have rustup; then
+if have rustup && [ "${SHELFWISE_DEBIAN_WASM:-0}" != 1 ]; then
   if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     std_target=1
-  elif [ "${SHELFWISE_DEBIAN_WASM:-0}" != 1 ] && timeout 30 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+  elif timeout 30 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
     std_target=1
   fi
 fi

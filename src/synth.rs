@@ -138,6 +138,108 @@ const CATEGORY_NAMES: &[(&str, &[&str])] = &[
         &["Dog Bed", "Cat Tree", "Leash", "Chew Toy", "Feeder"],
     ),
     ("Home", &["Throw Blanket", "Vase", "Clock", "Mirror", "Rug"]),
+    (
+        "Electronics",
+        &[
+            "Charger",
+            "Webcam",
+            "Keyboard",
+            "Power Bank",
+            "Tablet Stand",
+        ],
+    ),
+    (
+        "Bath",
+        &["Towel Set", "Bath Mat", "Shower Caddy", "Robe", "Soap Dish"],
+    ),
+    (
+        "Baby",
+        &[
+            "Rattle",
+            "Bib Set",
+            "Stroller Fan",
+            "Night Light",
+            "Blanket",
+        ],
+    ),
+    (
+        "Music",
+        &[
+            "Ukulele",
+            "Guitar Strings",
+            "Metronome",
+            "Harmonica",
+            "Drum Pad",
+        ],
+    ),
+    (
+        "Crafts",
+        &[
+            "Sketchbook",
+            "Paint Set",
+            "Yarn Bundle",
+            "Glue Gun",
+            "Brush Kit",
+        ],
+    ),
+    (
+        "Tools",
+        &[
+            "Drill",
+            "Screwdriver Set",
+            "Tape Measure",
+            "Level",
+            "Work Gloves",
+        ],
+    ),
+    (
+        "Jewelry",
+        &["Necklace", "Ring", "Bracelet", "Earrings", "Watch"],
+    ),
+    (
+        "Games",
+        &[
+            "Card Game",
+            "Chess Set",
+            "Dice Kit",
+            "Party Game",
+            "Trivia Box",
+        ],
+    ),
+    (
+        "Grocery",
+        &[
+            "Coffee Beans",
+            "Green Tea",
+            "Olive Oil",
+            "Honey Jar",
+            "Granola",
+        ],
+    ),
+    (
+        "Bikes",
+        &["Bike Light", "Helmet", "Bike Lock", "Pump", "Saddle"],
+    ),
+    (
+        "Photo",
+        &[
+            "Tripod",
+            "Camera Bag",
+            "Lens Cloth",
+            "Photo Frame",
+            "Memory Card",
+        ],
+    ),
+    (
+        "Travel",
+        &[
+            "Suitcase",
+            "Neck Pillow",
+            "Packing Cubes",
+            "Passport Case",
+            "Adapter",
+        ],
+    ),
 ];
 
 /// Generates a catalogue. The same spec always gives the same catalogue.

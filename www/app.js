@@ -25,6 +25,8 @@ worker.onmessage = ({ data }) => {
   else p.reject(Object.assign(new Error(data.error.message), { code: data.error.code }));
 };
 
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
 const HUES = [12, 38, 160, 200, 260, 300, 90, 340, 180, 220, 60, 280];
 function hue(category) {
   let h = 0;
@@ -51,16 +53,16 @@ function render(out) {
   $("backend").textContent = `${out.backend === "webgpu" ? "WebGPU" : "CPU (wasm SIMD)"}`;
   $("timing").textContent = `recommend ${out.timings.totalMs.toFixed(2)} ms`;
   $("queryCard").innerHTML = out.query
-    .map((q) => `<span class="chip">Query: <b>${q.title ?? q.id}</b> · ${q.category ?? ""} · <code>${q.id}</code></span>`)
+    .map((q) => `<span class="chip">Query: <b>${esc(q.title ?? q.id)}</b> · ${esc(q.category)} · <code>${esc(q.id)}</code></span>`)
     .join("");
   $("results").innerHTML = out.items
     .map((it) => `
       <li class="card">
-        <div class="thumb" style="background: hsl(${hue(it.category)} 55% 45%)">${(it.title ?? it.id).slice(0, 1)}</div>
-        <div class="title">${it.title ?? it.id}</div>
-        <div class="meta"><span>${it.category ?? ""}</span><span class="price">${it.price != null ? "$" + it.price.toFixed(2) : ""}</span></div>
+        <div class="thumb" style="background: hsl(${hue(it.category)} 55% 45%)">${esc((it.title ?? it.id).slice(0, 1))}</div>
+        <div class="title">${esc(it.title ?? it.id)}</div>
+        <div class="meta"><span>${esc(it.category)}</span><span class="price">${it.price != null ? "$" + it.price.toFixed(2) : ""}</span></div>
         ${it.in_stock === false ? '<div class="oos">out of stock</div>' : ""}
-        <div class="score">#${it.rank} · score ${it.score.toFixed(4)} · ${it.id}</div>
+        <div class="score">#${it.rank} · score ${it.score.toFixed(4)} · ${esc(it.id)}</div>
       </li>`)
     .join("");
 }

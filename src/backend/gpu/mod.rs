@@ -185,6 +185,25 @@ pub struct GpuIndex {
     staging_size: u64,
 }
 
+impl Drop for GpuIndex {
+    /// Frees GPU memory now rather than when the browser collects the JS objects (wgpu's WebGPU buffers do
+    /// nothing on drop). The index is dropped only after its last in-flight request, which holds it.
+    fn drop(&mut self) {
+        for c in &self.chunks {
+            c._rows.destroy();
+            c._attrs.destroy();
+            c.params.destroy();
+        }
+        for b in [&self.mask, &self.req, &self.out] {
+            b.destroy();
+        }
+        for b in self.staging.borrow().iter() {
+            b.destroy();
+        }
+        self.ctx.device.destroy();
+    }
+}
+
 impl std::fmt::Debug for GpuIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GpuIndex")
