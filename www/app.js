@@ -118,4 +118,5 @@ for (const [id, out, fmt] of [["pop", "popOut", (v) => v], ["mmr", "mmrOut", (v)
 }
 $("random").addEventListener("click", async () => { $("item").value = await call("randomItem"); run(); });
 $("device").addEventListener("change", load);
+$("device").value = new URLSearchParams(location.search).get("device") ?? "auto";
 load();
