@@ -46,7 +46,7 @@ async fn load(bytes: &[u8], device: &str) -> Result<ItemIndex, JsValue> {
 }
 
 async fn search(index: &ItemIndex, q: &[f32], options: JsValue) -> Result<JsValue, JsValue> {
-    JsFuture::from(index.search(q, options)).await
+    JsFuture::from(index.search(Float32Array::from(q).into(), options)).await
 }
 
 fn code(err: &JsValue) -> String {
@@ -341,7 +341,7 @@ async fn calls_before_load_overlapping_and_after_dispose() {
     // Eight searches in flight at once must all give the same answer.
     let promises = js_sys::Array::new();
     for _ in 0..8 {
-        promises.push(&index.search(&q, o()));
+        promises.push(&index.search(Float32Array::from(q.as_slice()).into(), o()));
     }
     let all = JsFuture::from(Promise::all(&promises))
         .await
@@ -363,7 +363,7 @@ async fn calls_before_load_overlapping_and_after_dispose() {
         );
     }
     // A search in flight when dispose() is called still completes; later calls are rejected.
-    let in_flight = index.search(&q, o());
+    let in_flight = index.search(Float32Array::from(q.as_slice()).into(), o());
     index.dispose();
     let done = JsFuture::from(in_flight).await.unwrap();
     assert_eq!(

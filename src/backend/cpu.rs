@@ -395,16 +395,8 @@ mod simd {
         scales: &[f32],
         out: &mut [f32],
     ) {
-        let d = C * 16;
         let qv: [(v128, v128); C] = std::array::from_fn(|c| widen(q, c));
-        let qs = f32x4_splat(qscale);
-        let n = out.len();
-        let mut r = 0;
-        while r + 4 <= n {
-            store_scores(dot4(rows, r * d, d, &qv), qs, scales, out, r);
-            r += 4;
-        }
-        tail(rows, d, q, qscale, scales, out, r);
+        scores_with(rows, C * 16, q, &qv, qscale, scales, out);
     }
 
     fn scores_i8_any(
@@ -416,11 +408,25 @@ mod simd {
         out: &mut [f32],
     ) {
         let qv: Vec<(v128, v128)> = (0..d / 16).map(|c| widen(q, c)).collect();
+        scores_with(rows, d, q, &qv, qscale, scales, out);
+    }
+
+    /// The shared body: inlined into each caller, so a fixed-size `qv` unrolls.
+    #[inline(always)]
+    fn scores_with(
+        rows: &[i8],
+        d: usize,
+        q: &[i8],
+        qv: &[(v128, v128)],
+        qscale: f32,
+        scales: &[f32],
+        out: &mut [f32],
+    ) {
         let qs = f32x4_splat(qscale);
         let n = out.len();
         let mut r = 0;
         while r + 4 <= n {
-            store_scores(dot4(rows, r * d, d, &qv), qs, scales, out, r);
+            store_scores(dot4(rows, r * d, d, qv), qs, scales, out, r);
             r += 4;
         }
         tail(rows, d, q, qscale, scales, out, r);

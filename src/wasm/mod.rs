@@ -161,15 +161,15 @@ impl ItemIndex {
     #[wasm_bindgen(unchecked_return_type = "Promise<SearchResult>")]
     pub fn search(
         &self,
-        query: &[f32],
+        #[wasm_bindgen(unchecked_param_type = "Float32Array | number[]")] query: JsValue,
         #[wasm_bindgen(unchecked_param_type = "SearchOptions | undefined")] options: JsValue,
     ) -> js_sys::Promise {
-        let prepared = self
-            .ready()
-            .and_then(|index| Ok((index, parse_search_options(&options)?)));
-        let query = query.to_vec();
+        let prepared = self.ready().and_then(|index| {
+            let opts = parse_search_options(&options)?;
+            Ok((index, query_vec(&query)?, opts))
+        });
         future_to_promise(async move {
-            let (index, opts) = prepared?;
+            let (index, query, opts) = prepared?;
             let result = index.search(&query, &opts).await?;
             Ok(result_to_js(&result).into())
         })
@@ -336,6 +336,20 @@ impl LoadOpts {
             let _ = cb.call1(&JsValue::NULL, &ev);
         }
     }
+}
+
+/// A query from a `Float32Array` (or another typed array) or an array of numbers.
+fn query_vec(v: &JsValue) -> Result<Vec<f32>, Error> {
+    if let Some(a) = v.dyn_ref::<Float32Array>() {
+        return Ok(a.to_vec());
+    }
+    if js_sys::ArrayBuffer::is_view(v) || Array::is_array(v) {
+        // Float64Array, Int8Array, number[], ...: element by element.
+        return Ok(Float32Array::new(v).to_vec());
+    }
+    Err(Error::InvalidQuery(
+        "the query must be a Float32Array or an array of numbers".into(),
+    ))
 }
 
 fn parse_search_options(v: &JsValue) -> Result<SearchOptions, Error> {
