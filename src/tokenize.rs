@@ -1,0 +1,113 @@
+//! Text to token ids with a Hugging Face `tokenizer.json`, through the `tokenizers` crate (the same
+//! features natively and in wasm).
+//!
+//! [`Tokenizer::encode_batch`] truncates every text to the model's maximum length (longer texts are cut, as
+//! documented, never an error), adds the special tokens, and pads the batch to its longest member.
+
+use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, TruncationParams};
+
+use crate::error::{Error, Result};
+
+/// A loaded `tokenizer.json`.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    max_len: usize,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab", &self.inner.get_vocab_size(true))
+            .field("max_len", &self.max_len)
+            .finish()
+    }
+}
+
+/// A padded batch. Every tensor is row-major `[batch, len]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub batch: usize,
+    /// Length of every row: the longest encoded text, at most the tokenizer's `max_len`.
+    pub len: usize,
+    pub ids: Vec<u32>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Vec<u32>,
+    pub type_ids: Vec<u32>,
+}
+
+impl Tokenizer {
+    /// Parses `tokenizer.json`. Texts will be truncated to `max_len` tokens, special tokens included.
+    pub fn from_bytes(bytes: &[u8], max_len: usize) -> Result<Tokenizer> {
+        if max_len < 2 {
+            return Err(Error::invalid(
+                "max_len",
+                "must leave room for the special tokens (at least 2)",
+            ));
+        }
+        let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        // Pad with the file's own pad token when it names one.
+        let (pad_id, pad_token, pad_type_id) = match inner.get_padding() {
+            Some(p) => (p.pad_id, p.pad_token.clone(), p.pad_type_id),
+            None => (0, "[PAD]".to_string(), 0),
+        };
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        inner.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            direction: PaddingDirection::Right,
+            pad_to_multiple_of: None,
+            pad_id,
+            pad_type_id,
+            pad_token,
+        }));
+        Ok(Tokenizer { inner, max_len })
+    }
+
+    /// Maximum tokens per text.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Vocabulary size, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Encodes a batch of texts (at least one).
+    pub fn encode_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Batch> {
+        if texts.is_empty() {
+            return Err(Error::invalid("texts", "the batch is empty"));
+        }
+        let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let enc = self
+            .inner
+            .encode_batch(inputs, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let len = enc.first().map_or(0, |e| e.get_ids().len());
+        let mut batch = Batch {
+            batch: enc.len(),
+            len,
+            ids: Vec::with_capacity(enc.len() * len),
+            attention_mask: Vec::with_capacity(enc.len() * len),
+            type_ids: Vec::with_capacity(enc.len() * len),
+        };
+        for e in &enc {
+            if e.get_ids().len() != len {
+                return Err(Error::Tokenizer(
+                    "the batch came back unevenly padded".into(),
+                ));
+            }
+            batch.ids.extend_from_slice(e.get_ids());
+            batch
+                .attention_mask
+                .extend_from_slice(e.get_attention_mask());
+            batch.type_ids.extend_from_slice(e.get_type_ids());
+        }
+        Ok(batch)
+    }
+}
