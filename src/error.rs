@@ -125,6 +125,23 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// `config.json` is malformed or describes an unsupported model.
+    #[error("model config: {0}")]
+    Config(String),
+
+    /// The weights file does not match the config: a missing tensor, a wrong shape or dtype.
+    #[error("weights `{file}`: tensor `{tensor}` {problem}")]
+    Weights {
+        file: String,
+        tensor: String,
+        problem: String,
+    },
+
+    /// Token ids or inputs the model cannot take (ids past the vocabulary, a batch longer than the
+    /// positions).
+    #[error("invalid model input: {0}")]
+    ModelInput(String),
+
     /// A download failed.
     #[error("could not fetch `{url}`: {reason}")]
     Fetch { url: String, reason: String },
@@ -157,6 +174,9 @@ impl Error {
             Error::Disposed => "DISPOSED",
             Error::Fetch { .. } => "FETCH_FAILED",
             Error::Tokenizer(_) => "BAD_TOKENIZER",
+            Error::Config(_) => "BAD_CONFIG",
+            Error::Weights { .. } => "BAD_WEIGHTS",
+            Error::ModelInput(_) => "INVALID_INPUT",
         }
     }
 

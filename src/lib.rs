@@ -27,6 +27,7 @@ pub mod backend;
 pub mod catalog;
 pub mod error;
 pub mod index;
+pub mod model;
 pub mod rank;
 pub mod shard;
 pub mod synth;

@@ -1,5 +1,7 @@
-//! Backends that score a [`Plan`](crate::rank::Plan): the CPU (always there) and the GPU (wgpu).
+//! Backends: the CPU (always there) and the GPU (wgpu), for ranking ([`cpu`], [`gpu`]) and for the
+//! Transformer ops ([`cpu_nn`]).
 
 pub mod cpu;
+pub mod cpu_nn;
 pub mod gpu;
 pub mod kernels;

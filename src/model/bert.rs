@@ -1,0 +1,193 @@
+//! The network, written once for every backend.
+
+use super::config::ModelConfig;
+use super::weights::BertWeights;
+use super::NnBackend;
+use crate::error::{Error, Result};
+use crate::tokenize::Batch;
+
+struct Layer<B: NnBackend> {
+    query: B::Linear,
+    key: B::Linear,
+    value: B::Linear,
+    attn_out: B::Linear,
+    attn_norm: B::Norm,
+    intermediate: B::Linear,
+    output: B::Linear,
+    ffn_norm: B::Norm,
+}
+
+/// A BERT-family encoder on backend `B`.
+pub struct Bert<B: NnBackend> {
+    cfg: ModelConfig,
+    backend: B,
+    word: B::Table,
+    position: B::Table,
+    token_type: B::Table,
+    embed_norm: B::Norm,
+    layers: Vec<Layer<B>>,
+    final_norm: Option<B::Norm>,
+}
+
+impl<B: NnBackend> Bert<B> {
+    /// Uploads `weights` (checked against `cfg` when they were read) to `backend`.
+    pub fn new(cfg: ModelConfig, weights: &BertWeights, backend: B) -> Bert<B> {
+        let eps = cfg.layer_norm_eps as f32;
+        let h = cfg.hidden_size;
+        let b = &backend;
+        let layers = weights
+            .layers
+            .iter()
+            .map(|l| Layer {
+                query: b.upload_linear(&l.query),
+                key: b.upload_linear(&l.key),
+                value: b.upload_linear(&l.value),
+                attn_out: b.upload_linear(&l.attn_out),
+                attn_norm: b.upload_norm(&l.attn_norm, eps),
+                intermediate: b.upload_linear(&l.intermediate),
+                output: b.upload_linear(&l.output),
+                ffn_norm: b.upload_norm(&l.ffn_norm, eps),
+            })
+            .collect();
+        Bert {
+            word: b.upload_table(&weights.word, h),
+            position: b.upload_table(&weights.position, h),
+            token_type: b.upload_table(&weights.token_type, h),
+            embed_norm: b.upload_norm(&weights.embed_norm, eps),
+            final_norm: weights.final_norm.as_ref().map(|n| b.upload_norm(n, eps)),
+            layers,
+            backend,
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Token states `[batch * len, hidden]` for a tokenized batch.
+    pub fn hidden_states(&self, batch: &Batch) -> Result<B::Tensor> {
+        self.check(batch)?;
+        let b = &self.backend;
+        let causal = self.cfg.shelfwise.causal;
+        let heads = self.cfg.num_attention_heads;
+        let mut x = b.embed(
+            &self.word,
+            &self.position,
+            &self.token_type,
+            &batch.ids,
+            &batch.type_ids,
+            batch.len,
+        );
+        x = b.layer_norm(&x, &self.embed_norm);
+        for l in &self.layers {
+            if self.cfg.shelfwise.pre_ln {
+                let n = b.layer_norm(&x, &l.attn_norm);
+                let a = self.attend(&n, l, &batch.attention_mask, batch.batch, heads, causal);
+                x = b.add(&x, &a);
+                let n = b.layer_norm(&x, &l.ffn_norm);
+                x = b.add(&x, &self.feed_forward(&n, l));
+            } else {
+                let a = self.attend(&x, l, &batch.attention_mask, batch.batch, heads, causal);
+                x = b.layer_norm(&b.add(&a, &x), &l.attn_norm);
+                let f = self.feed_forward(&x, l);
+                x = b.layer_norm(&b.add(&f, &x), &l.ffn_norm);
+            }
+        }
+        if let Some(n) = &self.final_norm {
+            x = b.layer_norm(&x, n);
+        }
+        Ok(x)
+    }
+
+    /// One vector per text, `[batch, hidden]`, pooled (and normalised) as the config says.
+    pub async fn embed(&self, batch: &Batch) -> Result<Vec<f32>> {
+        let x = self.hidden_states(batch)?;
+        let o = &self.cfg.shelfwise;
+        let pooled = self.backend.pool(
+            &x,
+            &batch.attention_mask,
+            batch.batch,
+            o.pooling,
+            o.normalize,
+        );
+        self.backend.read(&pooled).await
+    }
+
+    fn attend(
+        &self,
+        x: &B::Tensor,
+        l: &Layer<B>,
+        mask: &[u32],
+        batch: usize,
+        heads: usize,
+        causal: bool,
+    ) -> B::Tensor {
+        let b = &self.backend;
+        let (q, k, v) = (
+            b.linear(x, &l.query),
+            b.linear(x, &l.key),
+            b.linear(x, &l.value),
+        );
+        b.linear(
+            &b.attention(&q, &k, &v, mask, batch, heads, causal),
+            &l.attn_out,
+        )
+    }
+
+    fn feed_forward(&self, x: &B::Tensor, l: &Layer<B>) -> B::Tensor {
+        let b = &self.backend;
+        b.linear(&b.gelu(&b.linear(x, &l.intermediate)), &l.output)
+    }
+
+    fn check(&self, batch: &Batch) -> Result<()> {
+        let n = batch.batch * batch.len;
+        if batch.batch == 0 || batch.len == 0 {
+            return Err(Error::ModelInput("the batch is empty".into()));
+        }
+        if batch.ids.len() != n || batch.attention_mask.len() != n || batch.type_ids.len() != n {
+            return Err(Error::ModelInput(format!(
+                "ids, mask and type ids must each hold batch * len = {n} values"
+            )));
+        }
+        if batch.len > self.cfg.max_position_embeddings {
+            return Err(Error::ModelInput(format!(
+                "{} tokens exceed the model's {} positions (truncate when tokenizing)",
+                batch.len, self.cfg.max_position_embeddings
+            )));
+        }
+        if let Some(&id) = batch
+            .ids
+            .iter()
+            .find(|&&id| id as usize >= self.cfg.vocab_size)
+        {
+            return Err(Error::ModelInput(format!(
+                "token id {id} is outside the vocabulary of {}",
+                self.cfg.vocab_size
+            )));
+        }
+        if let Some(&t) = batch
+            .type_ids
+            .iter()
+            .find(|&&t| t as usize >= self.cfg.type_vocab_size)
+        {
+            return Err(Error::ModelInput(format!(
+                "token type {t} is outside the {} types",
+                self.cfg.type_vocab_size
+            )));
+        }
+        for r in 0..batch.batch {
+            if batch.attention_mask[r * batch.len..(r + 1) * batch.len]
+                .iter()
+                .all(|&m| m == 0)
+            {
+                return Err(Error::ModelInput(format!("row {r} has no unmasked token")));
+            }
+        }
+        Ok(())
+    }
+}

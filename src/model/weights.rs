@@ -1,0 +1,176 @@
+//! Loading BERT weights from safetensors, checked against the config: every tensor must be present, with
+//! the shape the config implies and a float dtype (F32, or F16 converted to f32 here).
+
+use half::f16;
+use safetensors::{Dtype as St, SafeTensors};
+
+use super::config::ModelConfig;
+use crate::error::{Error, Result};
+
+/// A dense layer: `y = x W^T + b`, `W` row-major `[out, in]`.
+#[derive(Clone, Debug)]
+pub struct LinearWeights {
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+    pub out_dim: usize,
+    pub in_dim: usize,
+}
+
+/// LayerNorm gain and bias, `[hidden]` each.
+#[derive(Clone, Debug)]
+pub struct NormWeights {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+/// One encoder layer.
+#[derive(Clone, Debug)]
+pub struct LayerWeights {
+    pub query: LinearWeights,
+    pub key: LinearWeights,
+    pub value: LinearWeights,
+    pub attn_out: LinearWeights,
+    /// After attention (post-LN) or before it (pre-LN).
+    pub attn_norm: NormWeights,
+    pub intermediate: LinearWeights,
+    pub output: LinearWeights,
+    /// After the feed-forward block (post-LN) or before it (pre-LN).
+    pub ffn_norm: NormWeights,
+}
+
+/// All weights of a BERT-family encoder, on the host, in f32.
+#[derive(Clone, Debug)]
+pub struct BertWeights {
+    /// `[vocab, hidden]`, `[positions, hidden]`, `[types, hidden]`.
+    pub word: Vec<f32>,
+    pub position: Vec<f32>,
+    pub token_type: Vec<f32>,
+    pub embed_norm: NormWeights,
+    pub layers: Vec<LayerWeights>,
+    /// The final LayerNorm of pre-LN models (`encoder.final_layer_norm`).
+    pub final_norm: Option<NormWeights>,
+}
+
+struct Reader<'a> {
+    file: &'a str,
+    st: SafeTensors<'a>,
+    prefix: &'static str,
+}
+
+impl Reader<'_> {
+    fn err(&self, tensor: &str, problem: impl Into<String>) -> Error {
+        Error::Weights {
+            file: self.file.into(),
+            tensor: tensor.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.st.tensor(&format!("{}{name}", self.prefix)).is_ok()
+    }
+
+    /// Tensor `name` as f32, checked to be `shape`.
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let full = format!("{}{name}", self.prefix);
+        let t = self
+            .st
+            .tensor(&full)
+            .map_err(|_| self.err(name, "is missing"))?;
+        if t.shape() != shape {
+            return Err(self.err(
+                name,
+                format!("has shape {:?}, the config implies {shape:?}", t.shape()),
+            ));
+        }
+        let v: Vec<f32> = match t.dtype() {
+            St::F32 => bytemuck::pod_collect_to_vec(t.data()),
+            St::F16 => {
+                let h: Vec<u16> = bytemuck::pod_collect_to_vec(t.data());
+                h.into_iter().map(|b| f16::from_bits(b).to_f32()).collect()
+            }
+            other => {
+                return Err(self.err(name, format!("has dtype {other:?}, expected F32 or F16")))
+            }
+        };
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(self.err(name, format!("holds a non-finite value at element {i}")));
+        }
+        Ok(v)
+    }
+
+    fn linear(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<LinearWeights> {
+        Ok(LinearWeights {
+            w: self.get(&format!("{name}.weight"), &[out_dim, in_dim])?,
+            b: self.get(&format!("{name}.bias"), &[out_dim])?,
+            out_dim,
+            in_dim,
+        })
+    }
+
+    fn norm(&self, name: &str, h: usize) -> Result<NormWeights> {
+        Ok(NormWeights {
+            gamma: self.get(&format!("{name}.weight"), &[h])?,
+            beta: self.get(&format!("{name}.bias"), &[h])?,
+        })
+    }
+}
+
+impl BertWeights {
+    /// Reads and checks the weights in `bytes` (a safetensors file named `file` in errors). Hugging Face
+    /// names are accepted with or without the `bert.` prefix.
+    pub fn from_safetensors(file: &str, bytes: &[u8], cfg: &ModelConfig) -> Result<BertWeights> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights {
+            file: file.into(),
+            tensor: "(file)".into(),
+            problem: format!("is not a valid safetensors file: {e}"),
+        })?;
+        let prefix = if st.tensor("bert.embeddings.word_embeddings.weight").is_ok() {
+            "bert."
+        } else {
+            ""
+        };
+        let r = Reader { file, st, prefix };
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{l}");
+            layers.push(LayerWeights {
+                query: r.linear(&format!("{p}.attention.self.query"), h, h)?,
+                key: r.linear(&format!("{p}.attention.self.key"), h, h)?,
+                value: r.linear(&format!("{p}.attention.self.value"), h, h)?,
+                attn_out: r.linear(&format!("{p}.attention.output.dense"), h, h)?,
+                attn_norm: r.norm(&format!("{p}.attention.output.LayerNorm"), h)?,
+                intermediate: r.linear(&format!("{p}.intermediate.dense"), i, h)?,
+                output: r.linear(&format!("{p}.output.dense"), h, i)?,
+                ffn_norm: r.norm(&format!("{p}.output.LayerNorm"), h)?,
+            });
+        }
+        let next = format!(
+            "encoder.layer.{}.attention.self.query.weight",
+            cfg.num_hidden_layers
+        );
+        if r.has(&next) {
+            return Err(r.err(&next, "exists, but the config has fewer layers"));
+        }
+        let final_norm = if cfg.shelfwise.pre_ln {
+            Some(r.norm("encoder.final_layer_norm", h)?)
+        } else {
+            None
+        };
+        Ok(BertWeights {
+            word: r.get("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?,
+            position: r.get(
+                "embeddings.position_embeddings.weight",
+                &[cfg.max_position_embeddings, h],
+            )?,
+            token_type: r.get(
+                "embeddings.token_type_embeddings.weight",
+                &[cfg.type_vocab_size, h],
+            )?,
+            embed_norm: r.norm("embeddings.LayerNorm", h)?,
+            layers,
+            final_norm,
+        })
+    }
+}
