@@ -131,17 +131,9 @@ fn benches(c: &mut Criterion) {
 criterion_group!(rank, benches);
 
 fn median_ns(group: &str, bench: &str) -> Option<f64> {
-    let path = format!(
-        "{}/criterion/{group}/{bench}/new/estimates.json",
-        target_dir()
-    );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    v["median"]["point_estimate"].as_f64()
-}
-
-fn target_dir() -> String {
-    std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into())
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
+    shelfwise::testing::criterion_median_ns(&target, group, bench)
 }
 
 fn main() {

@@ -343,3 +343,11 @@ pub fn check_equivalent(
     }
     Ok(())
 }
+
+/// The median, in nanoseconds, that criterion recorded for `group/bench` under `target_dir` (for the
+/// benchmarks' closing tables of medians and ratios).
+pub fn criterion_median_ns(target_dir: &str, group: &str, bench: &str) -> Option<f64> {
+    let path = format!("{target_dir}/criterion/{group}/{bench}/new/estimates.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}

@@ -79,16 +79,9 @@ fn benches(c: &mut Criterion) {
 criterion_group!(minilm, benches);
 
 fn median_ms(group: &str, bench: &str) -> Option<f64> {
-    let root = std::env::var("CARGO_TARGET_DIR")
+    let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
-    let v: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(format!(
-            "{root}/criterion/{group}/{bench}/new/estimates.json"
-        ))
-        .ok()?,
-    )
-    .ok()?;
-    Some(v["median"]["point_estimate"].as_f64()? / 1e6)
+    Some(shelfwise::testing::criterion_median_ns(&target, group, bench)? / 1e6)
 }
 
 fn main() {
