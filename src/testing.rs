@@ -351,3 +351,43 @@ pub fn criterion_median_ns(target_dir: &str, group: &str, bench: &str) -> Option
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     v["median"]["point_estimate"].as_f64()
 }
+
+/// Checks a tokenizer against a golden file written by tests/python/tokenizer_golden.py (Python's
+/// `tokenizers` on the same tokenizer.json): every string's ids, attention mask and type ids must be
+/// identical. `Err` lists the strings that differ.
+pub fn check_tokenizer_golden(tokenizer_json: &[u8], golden_json: &[u8]) -> Result<usize, String> {
+    #[derive(serde::Deserialize)]
+    struct Golden {
+        max_len: usize,
+        strings: Vec<String>,
+        ids: Vec<Vec<u32>>,
+        attention_mask: Vec<Vec<u32>>,
+        type_ids: Vec<Vec<u32>>,
+    }
+    let g: Golden = serde_json::from_slice(golden_json).map_err(|e| e.to_string())?;
+    let tok = crate::tokenize::Tokenizer::from_bytes(tokenizer_json, g.max_len)
+        .map_err(|e| e.to_string())?;
+    let b = tok.encode_batch(&g.strings).map_err(|e| e.to_string())?;
+    let wrong: Vec<String> = g
+        .strings
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| {
+            let row = i * b.len..(i + 1) * b.len;
+            b.ids[row.clone()] != g.ids[i][..]
+                || b.attention_mask[row.clone()] != g.attention_mask[i][..]
+                || b.type_ids[row] != g.type_ids[i][..]
+        })
+        .map(|(_, s)| format!("{s:?}"))
+        .collect();
+    if wrong.is_empty() {
+        Ok(g.strings.len())
+    } else {
+        Err(format!(
+            "{} of {} strings differ: {}",
+            wrong.len(),
+            g.strings.len(),
+            wrong.join(", ")
+        ))
+    }
+}

@@ -400,14 +400,7 @@ async fn progress_events_are_reported() {
 /// The tokenizers crate in wasm gives Python's ids and masks (the same golden file as tests/tokenize.rs).
 #[wasm_bindgen_test]
 fn tokenizer_matches_python_in_the_browser() {
-    #[derive(serde::Deserialize)]
-    struct Golden {
-        max_len: usize,
-        strings: Vec<String>,
-        ids: Vec<Vec<u32>>,
-        attention_mask: Vec<Vec<u32>>,
-    }
-    let json = include_bytes!(concat!(
+    let golden = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/minilm_tokens.json"
     ));
@@ -415,18 +408,9 @@ fn tokenizer_matches_python_in_the_browser() {
         env!("CARGO_MANIFEST_DIR"),
         "/cache/models/all-MiniLM-L6-v2/tokenizer.json"
     ));
-    let golden: Golden = serde_json::from_slice(json).unwrap();
-    let tok = shelfwise::tokenize::Tokenizer::from_bytes(tokenizer, golden.max_len).unwrap();
-    let batch = tok.encode_batch(&golden.strings).unwrap();
-    for (i, s) in golden.strings.iter().enumerate() {
-        let row = i * batch.len..(i + 1) * batch.len;
-        assert_eq!(batch.ids[row.clone()], golden.ids[i][..], "{s:?}");
-        assert_eq!(
-            batch.attention_mask[row],
-            golden.attention_mask[i][..],
-            "{s:?}"
-        );
-    }
+    let n = shelfwise::testing::check_tokenizer_golden(tokenizer, golden)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(n >= 200);
     let err = shelfwise::tokenize::Tokenizer::from_bytes(b"{not json", 128).unwrap_err();
     assert_eq!(err.code(), "BAD_TOKENIZER");
 }
