@@ -62,6 +62,9 @@ fn score_key(s: f32) -> u32 {
     if (s != s) {
         return 0u;
     }
+    if (s == 0.0) {
+        return 0x80000000u; // -0.0 ties with +0.0
+    }
     let b = bitcast<u32>(s);
     if ((b & 0x80000000u) != 0u) {
         return ~b;

@@ -65,10 +65,13 @@ impl Manifest {
         if self.shards.is_empty() {
             return bad("lists no shards".into());
         }
-        let total: usize = self.shards.iter().map(|s| s.items).sum();
-        if total != self.item_count {
+        let total = self
+            .shards
+            .iter()
+            .try_fold(0usize, |a, s| a.checked_add(s.items));
+        if total != Some(self.item_count) {
             return bad(format!(
-                "item_count is {} but the shards hold {total}",
+                "item_count is {} but the shards hold {total:?}",
                 self.item_count
             ));
         }
@@ -132,6 +135,9 @@ fn is_safe_relative_path(p: &str) -> bool {
         && !p.starts_with('/')
         && !p.contains('\\')
         && !p.contains(':')
+        && !p.contains('%')
+        && !p.contains('?')
+        && !p.contains('#')
         && p.split('/')
             .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
@@ -165,6 +171,14 @@ impl Catalog {
             let bytes = file(entry)?;
             Manifest::verify(entry, bytes)?;
             let shard = Shard::from_bytes(&entry.file, bytes)?;
+            if shard.dtype() != entry.dtype {
+                return Err(Error::Manifest(format!(
+                    "shard `{}` is {}, the manifest says {}",
+                    entry.file,
+                    shard.dtype().name(),
+                    entry.dtype.name()
+                )));
+            }
             if shard.len() != entry.items {
                 return Err(Error::Manifest(format!(
                     "shard `{}` holds {} items, the manifest says {}",
@@ -182,6 +196,12 @@ impl Catalog {
                 expected: manifest.dim,
                 found: catalog.dim,
             });
+        }
+        if catalog.normalized != manifest.normalized {
+            return Err(Error::Manifest(format!(
+                "normalized is {}, the shards say {}",
+                manifest.normalized, catalog.normalized
+            )));
         }
         if catalog.model_id != manifest.model_id {
             return Err(Error::Manifest(format!(
@@ -230,6 +250,12 @@ impl Catalog {
                     dtype.name()
                 )));
             }
+            if s.meta.normalized != normalized {
+                return Err(mismatch(format!(
+                    "normalized is {}, the first shard's is {normalized}",
+                    s.meta.normalized
+                )));
+            }
             if s.meta.model_id != model_id {
                 return Err(mismatch(format!(
                     "model `{}` differs from `{model_id}`",
@@ -264,10 +290,20 @@ impl Catalog {
             category_names: Vec::new(),
             ids,
         };
-        for w in catalog.ids.windows(2) {
-            if w[0].0 == w[1].0 && catalog.id(w[0].1 as usize) == catalog.id(w[1].1 as usize) {
-                return Err(Error::DuplicateId(catalog.id(w[0].1 as usize).to_string()));
+        // Equal ids have equal hashes: compare within each run of equal hashes (runs are tiny).
+        let mut from = 0;
+        while from < catalog.ids.len() {
+            let h = catalog.ids[from].0;
+            let to = from + catalog.ids[from..].iter().take_while(|x| x.0 == h).count();
+            for i in from..to {
+                for j in i + 1..to {
+                    let (a, b) = (catalog.ids[i].1 as usize, catalog.ids[j].1 as usize);
+                    if catalog.id(a) == catalog.id(b) {
+                        return Err(Error::DuplicateId(catalog.id(a).to_string()));
+                    }
+                }
             }
+            from = to;
         }
         catalog.ids.shrink_to_fit();
         Ok(catalog)

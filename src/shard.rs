@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 pub const FORMAT_NAME: &str = "shelfwise-shard";
 /// The shard format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
+/// Largest category id space a shard may declare (tables of this size are built per request).
+pub const MAX_CATEGORIES: u32 = 1 << 20;
 /// Sentinel stored in the GPU attribute table for "no category".
 pub(crate) const NO_CATEGORY: u32 = 0x7fff_ffff;
 
@@ -386,8 +388,8 @@ fn parse_meta(name: &str, md: &HashMap<String, String>) -> Result<ShardMeta> {
         Some(s) => Some(
             s.parse::<u32>()
                 .ok()
-                .filter(|&c| c < NO_CATEGORY)
-                .ok_or_else(|| bad("num_categories", s, "an integer below 2^31 - 1"))?,
+                .filter(|&c| c <= MAX_CATEGORIES)
+                .ok_or_else(|| bad("num_categories", s, "an integer up to 2^20"))?,
         ),
     };
     Ok(ShardMeta {

@@ -4,7 +4,9 @@
 //! [`Tokenizer::encode_batch`] truncates every text to the model's maximum length (longer texts are cut, as
 //! documented, never an error), adds the special tokens, and pads the batch to its longest member.
 
-use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, TruncationParams};
+use tokenizers::{
+    PaddingDirection, PaddingParams, PaddingStrategy, PostProcessor, TruncationParams,
+};
 
 use crate::error::{Error, Result};
 
@@ -46,6 +48,15 @@ impl Tokenizer {
         }
         let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let specials = inner
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(false));
+        if max_len <= specials {
+            return Err(Error::invalid(
+                "max_len",
+                format!("must exceed the {specials} special tokens the tokenizer adds"),
+            ));
+        }
         // Pad with the file's own pad token when it names one.
         let (pad_id, pad_token, pad_type_id) = match inner.get_padding() {
             Some(p) => (p.pad_id, p.pad_token.clone(), p.pad_type_id),

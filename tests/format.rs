@@ -245,6 +245,16 @@ fn bad_ids_and_metadata() {
             "{key}"
         );
     }
+    let mut m4 = m.clone();
+    m4.push(("num_categories", "2000000"));
+    assert_eq!(
+        code(Shard::from_bytes(
+            "x",
+            &mk(vec![0, 1, 2], b"ab".to_vec(), &m4)
+        )),
+        "BAD_METADATA",
+        "more categories than the format allows"
+    );
     let m3: Vec<(&str, &str)> = m
         .iter()
         .copied()
@@ -318,6 +328,34 @@ fn manifests_are_checked() {
     let mut bad = m.clone();
     bad.shards[0].sha256 = "xyz".into();
     assert_eq!(code(bad.validate()), "BAD_MANIFEST");
+    for path in [
+        "%2e%2e/x.safetensors",
+        "a/../b",
+        "https://x/y",
+        "a?b",
+        "/abs",
+    ] {
+        let mut bad = m.clone();
+        bad.shards[0].file = path.into();
+        assert_eq!(code(bad.validate()), "BAD_MANIFEST", "{path}");
+    }
+    // The manifest's dtype and normalisation must be the files' own.
+    let mut bad = m.clone();
+    bad.dtype = Dtype::F32;
+    bad.shards[0].dtype = Dtype::F32;
+    assert_eq!(code(load(&bad, &good)), "BAD_MANIFEST");
+    let mut bad = m.clone();
+    bad.normalized = false;
+    assert_eq!(code(load(&bad, &good)), "BAD_MANIFEST");
+    let mut bad = m.clone();
+    bad.item_count = usize::MAX;
+    bad.shards.push(bad.shards[0].clone());
+    bad.shards[1].items = usize::MAX;
+    assert_eq!(
+        code(bad.validate()),
+        "BAD_MANIFEST",
+        "an overflowing item count"
+    );
 }
 
 #[test]

@@ -296,6 +296,14 @@ fn bad_queries_and_options_are_typed_errors() {
         ),
         (
             SearchOptions {
+                mmr_lambda: Some(0.5),
+                mmr_candidates: Some(1001),
+                ..d.clone()
+            },
+            "INVALID_ARGUMENT",
+        ),
+        (
+            SearchOptions {
                 weights: Some(vec![1.0, 2.0]),
                 ..d.clone()
             },

@@ -298,6 +298,15 @@ async fn bad_input_gives_typed_errors() {
         "DIM_MISMATCH"
     );
 
+    // An option set to undefined is an absent option.
+    assert!(search(
+        &index,
+        &q,
+        opts(&[("k", JsValue::UNDEFINED), ("exclude", JsValue::UNDEFINED)])
+    )
+    .await
+    .is_ok());
+
     // k > N returns everything; every item filtered out is an empty result, not an error.
     let all = search(&index, &q, bad("k", 5000.into())).await.unwrap();
     assert_eq!(

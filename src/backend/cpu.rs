@@ -133,10 +133,14 @@ pub fn scores_i8(rows: &[i8], d: usize, q: &[i8], qscale: f32, scales: &[f32], o
         return unsafe { x86::scores_i8_avx2(rows, d, q, qscale, scales, out) };
     }
     let mut acc = [0i32; BLOCK];
-    for (o, chunk) in out.chunks_mut(BLOCK).zip(rows.chunks(BLOCK * d)) {
+    let blocks = out
+        .chunks_mut(BLOCK)
+        .zip(rows.chunks(BLOCK * d))
+        .zip(scales.chunks(BLOCK));
+    for ((o, chunk), sc) in blocks {
         let acc = &mut acc[..o.len()];
         dot_i8(chunk, d, q, acc);
-        for ((o, &a), &s) in o.iter_mut().zip(acc.iter()).zip(scales) {
+        for ((o, &a), &s) in o.iter_mut().zip(acc.iter()).zip(sc) {
             *o = a as f32 * qscale * s;
         }
     }

@@ -145,6 +145,11 @@ impl NnBackend for CpuNn {
                             max = max.max(*s);
                         }
                     }
+                    if max == f32::NEG_INFINITY {
+                        // Nothing to attend to (a causal row before the first real token): no signal.
+                        row.fill(0.0);
+                        continue;
+                    }
                     let mut sum = 0.0;
                     for s in row.iter_mut() {
                         *s = (*s - max).exp();

@@ -145,7 +145,10 @@ impl<B: NnBackend> Bert<B> {
     }
 
     fn check(&self, batch: &Batch) -> Result<()> {
-        let n = batch.batch * batch.len;
+        let n = batch
+            .batch
+            .checked_mul(batch.len)
+            .ok_or_else(|| Error::ModelInput("batch * len overflows".into()))?;
         if batch.batch == 0 || batch.len == 0 {
             return Err(Error::ModelInput("the batch is empty".into()));
         }

@@ -105,7 +105,7 @@ impl ModelConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
+        if !((self.layer_norm_eps as f32) > 0.0 && self.layer_norm_eps < 1.0) {
             return bad(format!(
                 "layer_norm_eps {} is not in (0, 1)",
                 self.layer_norm_eps

@@ -22,6 +22,8 @@ use crate::shard::{quantize_i8, Dtype};
 
 /// Default number of results.
 pub const DEFAULT_K: usize = 10;
+/// Largest MMR candidate pool (MMR costs `k * candidates * dim`).
+pub const MAX_MMR_CANDIDATES: usize = 1000;
 
 /// Request flags, mirrored by the `FLAG_*` constants in `shaders/score_topk.wgsl`.
 pub(crate) mod flags {
@@ -61,7 +63,7 @@ pub struct SearchOptions {
     /// MMR trade-off in `[0, 1]`: 1 ranks by relevance alone, lower values favour items unlike those
     /// already chosen. `None` turns MMR off.
     pub mmr_lambda: Option<f32>,
-    /// How many top candidates MMR re-ranks (default `max(4k, 50)`).
+    /// How many top candidates MMR re-ranks (default `max(4k, 50)`, at most 1000).
     pub mmr_candidates: Option<usize>,
     /// At most this many results per category.
     pub per_category_cap: Option<usize>,
@@ -262,12 +264,24 @@ impl Plan {
         }
 
         let k = opts.k.min(n);
+        if opts.mmr_lambda.is_some() && k > MAX_MMR_CANDIDATES {
+            return Err(Error::invalid(
+                "k",
+                format!("MMR serves at most {MAX_MMR_CANDIDATES} results"),
+            ));
+        }
         let m = match (opts.mmr_lambda, opts.mmr_candidates) {
             (Some(_), Some(0)) => {
                 return Err(Error::invalid("mmrCandidates", "must be at least 1"))
             }
+            (Some(_), Some(c)) if c > MAX_MMR_CANDIDATES => {
+                return Err(Error::invalid(
+                    "mmrCandidates",
+                    format!("must be at most {MAX_MMR_CANDIDATES}"),
+                ))
+            }
             (Some(_), Some(c)) => c.max(k),
-            (Some(_), None) => (4 * k).max(50),
+            (Some(_), None) => (4 * k).clamp(50, MAX_MMR_CANDIDATES),
             (None, _) => k,
         }
         .min(n);

@@ -14,7 +14,8 @@ pub fn score_key(s: f32) -> u32 {
     if s.is_nan() {
         return 0;
     }
-    let b = s.to_bits();
+    // -0.0 and +0.0 are the same score, so they must tie (and then break by row).
+    let b = if s == 0.0 { 0 } else { s.to_bits() };
     if b & 0x8000_0000 != 0 {
         !b
     } else {
@@ -139,8 +140,9 @@ mod tests {
         }
         assert_eq!(score_key(f32::NAN), 0);
         for v in vals {
-            assert_eq!(key_score(score_key(v)).to_bits(), v.to_bits());
+            assert_eq!(key_score(score_key(v)), v);
         }
+        assert_eq!(score_key(-0.0), score_key(0.0), "signed zeros tie");
     }
 
     #[test]

@@ -63,7 +63,7 @@ export interface SearchOptions {
   boosts?: Record<number, number>;
   /** MMR trade-off in [0, 1]; 1 is relevance only. Omit to turn MMR off. */
   mmrLambda?: number;
-  /** Candidates MMR re-ranks (default max(4k, 50)). */
+  /** Candidates MMR re-ranks (default max(4k, 50), at most 1000; MMR serves k up to 1000). */
   mmrCandidates?: number;
   /** At most this many results per category. */
   perCategoryCap?: number;
@@ -358,8 +358,12 @@ fn parse_search_options(v: &JsValue) -> Result<SearchOptions, Error> {
     }
     // Through a JSON value: serde-wasm-bindgen reads only the fields a struct names, so going straight to
     // `SearchOptions` would let a misspelt option pass silently; serde_json enforces `deny_unknown_fields`.
-    let value: serde_json::Value = serde_wasm_bindgen::from_value(v.clone())
+    let mut value: serde_json::Value = serde_wasm_bindgen::from_value(v.clone())
         .map_err(|e| Error::invalid("options", e.to_string()))?;
+    // `{ k: undefined }` arrives as null: treat it as absent, like every optional field.
+    if let serde_json::Value::Object(m) = &mut value {
+        m.retain(|_, v| !v.is_null());
+    }
     serde_json::from_value(value).map_err(|e| Error::invalid("options", e.to_string()))
 }
 

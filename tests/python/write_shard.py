@@ -21,8 +21,9 @@ def quantize(rows):
     rows = rows.astype(np.float32)
     scale = (np.abs(rows).max(axis=1) / np.float32(127.0)).astype(np.float32)
     safe = np.where(scale == 0, np.float32(1.0), scale).astype(np.float32)
-    x = rows / safe[:, None]
-    q = np.sign(x) * np.floor(np.abs(x) + np.float32(0.5))
+    # Round the f32 quotient half away from zero; in f64 the + 0.5 is exact.
+    x = (rows / safe[:, None]).astype(np.float64)
+    q = np.sign(x) * np.floor(np.abs(x) + 0.5)
     return np.clip(q, -127, 127).astype(np.int8), scale
 
 
