@@ -391,3 +391,87 @@ pub fn check_tokenizer_golden(tokenizer_json: &[u8], golden_json: &[u8]) -> Resu
         ))
     }
 }
+
+/// Random weights with the shapes `cfg` implies (seeded): normal(0, 0.3) matrices and biases, LayerNorm
+/// gains near 1. For engine tests and for timing a model shape without its trained weights.
+pub fn random_bert_weights(
+    cfg: &crate::model::ModelConfig,
+    seed: u64,
+) -> crate::model::BertWeights {
+    use crate::model::weights::{LayerWeights, LinearWeights, NormWeights};
+    let mut rng = crate::synth::Rng::new(seed);
+    let mut vals =
+        |n: usize, scale: f32| -> Vec<f32> { (0..n).map(|_| scale * rng.normal()).collect() };
+    let mut linear = |out_dim: usize, in_dim: usize| LinearWeights {
+        w: vals(out_dim * in_dim, 1.0 / (in_dim as f32).sqrt()),
+        b: vals(out_dim, 0.1),
+        out_dim,
+        in_dim,
+    };
+    let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+    let mut layers = Vec::new();
+    let mut norms = Vec::new();
+    for _ in 0..cfg.num_hidden_layers {
+        layers.push((
+            linear(h, h),
+            linear(h, h),
+            linear(h, h),
+            linear(h, h),
+            linear(i, h),
+            linear(h, i),
+        ));
+    }
+    let mut rng = crate::synth::Rng::new(seed ^ 0x5eed);
+    let mut norm = || NormWeights {
+        gamma: (0..h).map(|_| 1.0 + 0.1 * rng.normal()).collect(),
+        beta: (0..h).map(|_| 0.1 * rng.normal()).collect(),
+    };
+    for _ in 0..cfg.num_hidden_layers {
+        norms.push((norm(), norm()));
+    }
+    let embed_norm = norm();
+    let final_norm = cfg.shelfwise.pre_ln.then(&mut norm);
+    let mut rng = crate::synth::Rng::new(seed ^ 0xe3be);
+    let mut table = |rows: usize| -> Vec<f32> { (0..rows * h).map(|_| rng.normal()).collect() };
+    crate::model::BertWeights {
+        word: table(cfg.vocab_size),
+        position: table(cfg.max_position_embeddings),
+        token_type: table(cfg.type_vocab_size),
+        embed_norm,
+        layers: layers
+            .into_iter()
+            .zip(norms)
+            .map(
+                |((query, key, value, attn_out, intermediate, output), (attn_norm, ffn_norm))| {
+                    LayerWeights {
+                        query,
+                        key,
+                        value,
+                        attn_out,
+                        attn_norm,
+                        intermediate,
+                        output,
+                        ffn_norm,
+                    }
+                },
+            )
+            .collect(),
+        final_norm,
+    }
+}
+
+/// Largest `|a - b| / max(1, |b|)` over two equally long slices (`INFINITY` when the lengths differ or a
+/// value is not finite).
+pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    a.iter().zip(b).fold(0.0, |m, (&x, &y)| {
+        let d = (x - y).abs() / y.abs().max(1.0);
+        if d.is_nan() {
+            f32::INFINITY
+        } else {
+            m.max(d)
+        }
+    })
+}

@@ -37,6 +37,20 @@ pub struct Batch {
     pub type_ids: Vec<u32>,
 }
 
+impl Batch {
+    /// Rows `range` of the batch, with the same `len`.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Batch {
+        let cols = range.start * self.len..range.end * self.len;
+        Batch {
+            batch: range.len(),
+            len: self.len,
+            ids: self.ids[cols.clone()].to_vec(),
+            attention_mask: self.attention_mask[cols.clone()].to_vec(),
+            type_ids: self.type_ids[cols].to_vec(),
+        }
+    }
+}
+
 impl Tokenizer {
     /// Parses `tokenizer.json`. Texts will be truncated to `max_len` tokens, special tokens included.
     pub fn from_bytes(bytes: &[u8], max_len: usize) -> Result<Tokenizer> {

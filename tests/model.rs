@@ -103,7 +103,7 @@ fn plain(_: &str, _: &mut Vec<usize>) -> Option<St> {
 fn model(cfg: &str, w: &[u8]) -> Bert<CpuNn> {
     let cfg = ModelConfig::from_json(cfg.as_bytes()).unwrap();
     let weights = BertWeights::from_safetensors("tiny", w, &cfg).unwrap();
-    Bert::new(cfg, &weights, CpuNn)
+    Bert::new(cfg, &weights, CpuNn).unwrap()
 }
 
 fn batch(rows: &[&[u32]]) -> Batch {

@@ -46,7 +46,8 @@ fn benches(c: &mut Criterion) {
         cfg.clone(),
         &BertWeights::from_safetensors("model.safetensors", &bytes, &cfg).unwrap(),
         CpuNn,
-    );
+    )
+    .unwrap();
     let device = Device::Cpu;
     let ccfg: Config =
         serde_json::from_slice(&std::fs::read(d.join("config.json")).unwrap()).unwrap();

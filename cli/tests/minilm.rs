@@ -10,7 +10,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use shelfwise::backend::cpu_nn::CpuNn;
-use shelfwise::model::{Bert, BertWeights, ModelConfig};
+use shelfwise::backend::gpu::nn::GpuNn;
+use shelfwise::backend::gpu::GpuContext;
+use shelfwise::model::{Bert, BertWeights, ModelConfig, NnBackend};
 use shelfwise::tokenize::{Batch, Tokenizer};
 
 const SENTENCES: &[&str] = &[
@@ -119,10 +121,8 @@ fn candle_embeddings(dir: &Path, batch: &Batch) -> Vec<f32> {
         .unwrap()
 }
 
-#[test]
-fn minilm_matches_candle_on_the_cpu() {
-    let Some(dir) = model_dir() else { return };
-    assert!(SENTENCES.len() >= 50);
+/// Our embeddings of [`SENTENCES`] on `backend`, and the model's hidden size.
+fn ours<B: NnBackend>(dir: &Path, backend: B) -> (Vec<f32>, usize, Batch) {
     let tok =
         Tokenizer::from_bytes(&std::fs::read(dir.join("tokenizer.json")).unwrap(), 128).unwrap();
     let batch = tok.encode_batch(SENTENCES).unwrap();
@@ -134,8 +134,13 @@ fn minilm_matches_candle_on_the_cpu() {
     )
     .unwrap();
     let h = cfg.hidden_size;
-    let ours = pollster::block_on(Bert::new(cfg, &weights, CpuNn).embed(&batch)).unwrap();
-    let reference = candle_embeddings(&dir, &batch);
+    let model = Bert::new(cfg, &weights, backend).unwrap();
+    (pollster::block_on(model.embed(&batch)).unwrap(), h, batch)
+}
+
+/// Every sentence within cosine 0.9999 and max |error| 1e-4 of candle.
+fn check_against_candle(dir: &Path, ours: &[f32], h: usize, batch: &Batch, what: &str) {
+    let reference = candle_embeddings(dir, batch);
     assert_eq!(ours.len(), reference.len());
     let mut worst_cos = 1.0f64;
     let mut worst_abs = 0.0f32;
@@ -155,11 +160,40 @@ fn minilm_matches_candle_on_the_cpu() {
         worst_abs = worst_abs.max(max_abs);
         assert!(
             cos >= 0.9999 && max_abs <= 1e-4,
-            "{s:?}: cosine {cos}, max |error| {max_abs}"
+            "{what}, {s:?}: cosine {cos}, max |error| {max_abs}"
         );
     }
     eprintln!(
-        "{} sentences: worst cosine {worst_cos:.8}, worst max |error| {worst_abs:.2e}",
+        "{what}: {} sentences, worst cosine {worst_cos:.8}, worst max |error| {worst_abs:.2e}",
         SENTENCES.len()
     );
+}
+
+#[test]
+fn minilm_matches_candle_on_the_cpu() {
+    let Some(dir) = model_dir() else { return };
+    assert!(SENTENCES.len() >= 50);
+    let (v, h, batch) = ours(&dir, CpuNn);
+    check_against_candle(&dir, &v, h, &batch, "CPU");
+}
+
+/// The same on the GPU backend (Vulkan; lavapipe in CI). Without an adapter this passes with a note, unless
+/// `SHELFWISE_REQUIRE_GPU=1` or `CI` is set.
+#[test]
+fn minilm_matches_candle_on_the_gpu() {
+    let Some(dir) = model_dir() else { return };
+    let required = std::env::var("SHELFWISE_REQUIRE_GPU").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| !v.is_empty());
+    let ctx = match pollster::block_on(GpuContext::new()) {
+        Ok(c) => c,
+        Err(e) if !required => {
+            eprintln!("skipping: {e}");
+            return;
+        }
+        Err(e) => panic!("no GPU: {e}"),
+    };
+    let name = ctx.adapter_name();
+    let backend = pollster::block_on(GpuNn::new(ctx)).unwrap();
+    let (v, h, batch) = ours(&dir, backend);
+    check_against_candle(&dir, &v, h, &batch, &format!("GPU, {name}"));
 }

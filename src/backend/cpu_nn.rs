@@ -36,26 +36,26 @@ impl NnBackend for CpuNn {
     type Norm = CpuNorm;
     type Table = Array2<f32>;
 
-    fn upload_linear(&self, w: &LinearWeights) -> CpuLinear {
-        CpuLinear {
+    fn upload_linear(&self, w: &LinearWeights) -> Result<CpuLinear> {
+        Ok(CpuLinear {
             wt: matrix(&w.w, w.in_dim)
                 .reversed_axes()
                 .as_standard_layout()
                 .into_owned(),
             b: Array1::from_vec(w.b.clone()),
-        }
+        })
     }
 
-    fn upload_norm(&self, n: &NormWeights, eps: f32) -> CpuNorm {
-        CpuNorm {
+    fn upload_norm(&self, n: &NormWeights, eps: f32) -> Result<CpuNorm> {
+        Ok(CpuNorm {
             gamma: Array1::from_vec(n.gamma.clone()),
             beta: Array1::from_vec(n.beta.clone()),
             eps,
-        }
+        })
     }
 
-    fn upload_table(&self, t: &[f32], cols: usize) -> Array2<f32> {
-        matrix(t, cols)
+    fn upload_table(&self, t: &[f32], cols: usize) -> Result<Array2<f32>> {
+        Ok(matrix(t, cols))
     }
 
     fn embed(

@@ -8,26 +8,81 @@
 pub enum Kernel {
     /// Scores a chunk of rows, filters them and keeps each tile's best `k`.
     ScoreTopk,
+    /// Word + token type + position embeddings.
+    Embed,
+    /// `x W^T + b`.
+    Linear,
+    /// Row-wise LayerNorm.
+    LayerNorm,
+    /// Element-wise sum.
+    Add,
+    /// Exact (erf) GELU.
+    Gelu,
+    /// Multi-head self-attention with padding and causal masks.
+    Attention,
+    /// Mean, CLS or last-token pooling, optionally L2-normalised.
+    Pool,
 }
 
 impl Kernel {
     /// Every kernel, for validation and warm-up.
-    pub const ALL: &'static [Kernel] = &[Kernel::ScoreTopk];
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::ScoreTopk,
+        Kernel::Embed,
+        Kernel::Linear,
+        Kernel::LayerNorm,
+        Kernel::Add,
+        Kernel::Gelu,
+        Kernel::Attention,
+        Kernel::Pool,
+    ];
+
+    /// The Transformer kernels, built by the neural-network backend.
+    pub const NN: &'static [Kernel] = &[
+        Kernel::Embed,
+        Kernel::Linear,
+        Kernel::LayerNorm,
+        Kernel::Add,
+        Kernel::Gelu,
+        Kernel::Attention,
+        Kernel::Pool,
+    ];
 
     /// The pipeline label, which is also the file name in `shaders/` without `.wgsl`.
     pub fn label(self) -> &'static str {
         match self {
             Kernel::ScoreTopk => "score_topk",
+            Kernel::Embed => "embed",
+            Kernel::Linear => "linear",
+            Kernel::LayerNorm => "layer_norm",
+            Kernel::Add => "add",
+            Kernel::Gelu => "gelu",
+            Kernel::Attention => "attention",
+            Kernel::Pool => "pool",
         }
     }
 
     /// WGSL source.
     pub fn source(self) -> &'static str {
+        macro_rules! shader {
+            ($name:literal) => {
+                include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/shaders/",
+                    $name,
+                    ".wgsl"
+                ))
+            };
+        }
         match self {
-            Kernel::ScoreTopk => include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/shaders/score_topk.wgsl"
-            )),
+            Kernel::ScoreTopk => shader!("score_topk"),
+            Kernel::Embed => shader!("embed"),
+            Kernel::Linear => shader!("linear"),
+            Kernel::LayerNorm => shader!("layer_norm"),
+            Kernel::Add => shader!("add"),
+            Kernel::Gelu => shader!("gelu"),
+            Kernel::Attention => shader!("attention"),
+            Kernel::Pool => shader!("pool"),
         }
     }
 
@@ -36,6 +91,7 @@ impl Kernel {
         match self {
             // DTYPE: 0 = f32, 1 = f16, 2 = int8.
             Kernel::ScoreTopk => &[("DTYPE", &[0.0, 1.0, 2.0])],
+            _ => &[],
         }
     }
 }
@@ -44,3 +100,6 @@ impl Kernel {
 pub const TILE: u32 = 1024;
 /// Largest `k` (candidates per tile) the GPU path serves; larger requests run on the CPU.
 pub const GPU_MAX_K: usize = 256;
+
+/// Longest sequence the `attention` kernel takes (`MAX_LEN` in the shader).
+pub const ATTENTION_MAX_LEN: usize = 1024;

@@ -31,34 +31,39 @@ pub struct Bert<B: NnBackend> {
 
 impl<B: NnBackend> Bert<B> {
     /// Uploads `weights` (checked against `cfg` when they were read) to `backend`.
-    pub fn new(cfg: ModelConfig, weights: &BertWeights, backend: B) -> Bert<B> {
+    pub fn new(cfg: ModelConfig, weights: &BertWeights, backend: B) -> Result<Bert<B>> {
         let eps = cfg.layer_norm_eps as f32;
         let h = cfg.hidden_size;
         let b = &backend;
         let layers = weights
             .layers
             .iter()
-            .map(|l| Layer {
-                query: b.upload_linear(&l.query),
-                key: b.upload_linear(&l.key),
-                value: b.upload_linear(&l.value),
-                attn_out: b.upload_linear(&l.attn_out),
-                attn_norm: b.upload_norm(&l.attn_norm, eps),
-                intermediate: b.upload_linear(&l.intermediate),
-                output: b.upload_linear(&l.output),
-                ffn_norm: b.upload_norm(&l.ffn_norm, eps),
+            .map(|l| {
+                Ok(Layer {
+                    query: b.upload_linear(&l.query)?,
+                    key: b.upload_linear(&l.key)?,
+                    value: b.upload_linear(&l.value)?,
+                    attn_out: b.upload_linear(&l.attn_out)?,
+                    attn_norm: b.upload_norm(&l.attn_norm, eps)?,
+                    intermediate: b.upload_linear(&l.intermediate)?,
+                    output: b.upload_linear(&l.output)?,
+                    ffn_norm: b.upload_norm(&l.ffn_norm, eps)?,
+                })
             })
-            .collect();
-        Bert {
-            word: b.upload_table(&weights.word, h),
-            position: b.upload_table(&weights.position, h),
-            token_type: b.upload_table(&weights.token_type, h),
-            embed_norm: b.upload_norm(&weights.embed_norm, eps),
-            final_norm: weights.final_norm.as_ref().map(|n| b.upload_norm(n, eps)),
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Bert {
+            word: b.upload_table(&weights.word, h)?,
+            position: b.upload_table(&weights.position, h)?,
+            token_type: b.upload_table(&weights.token_type, h)?,
+            embed_norm: b.upload_norm(&weights.embed_norm, eps)?,
+            final_norm: match &weights.final_norm {
+                Some(n) => Some(b.upload_norm(n, eps)?),
+                None => None,
+            },
             layers,
             backend,
             cfg,
-        }
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -104,8 +109,24 @@ impl<B: NnBackend> Bert<B> {
         Ok(x)
     }
 
-    /// One vector per text, `[batch, hidden]`, pooled (and normalised) as the config says.
+    /// One vector per text, `[batch, hidden]`, pooled (and normalised) as the config says. A batch larger
+    /// than the backend's tensors allow runs in parts, one forward pass each.
     pub async fn embed(&self, batch: &Batch) -> Result<Vec<f32>> {
+        self.check(batch)?;
+        let widest = self.cfg.hidden_size.max(self.cfg.intermediate_size);
+        let per_part = (self.backend.max_elements() / (batch.len * widest).max(1)).clamp(1, 65_535);
+        if batch.batch <= per_part {
+            return self.embed_part(batch).await;
+        }
+        let mut out = Vec::with_capacity(batch.batch * self.cfg.hidden_size);
+        for start in (0..batch.batch).step_by(per_part) {
+            let part = batch.rows(start..(start + per_part).min(batch.batch));
+            out.extend(self.embed_part(&part).await?);
+        }
+        Ok(out)
+    }
+
+    async fn embed_part(&self, batch: &Batch) -> Result<Vec<f32>> {
         let x = self.hidden_states(batch)?;
         let o = &self.cfg.shelfwise;
         let pooled = self.backend.pool(
@@ -155,6 +176,13 @@ impl<B: NnBackend> Bert<B> {
         if batch.ids.len() != n || batch.attention_mask.len() != n || batch.type_ids.len() != n {
             return Err(Error::ModelInput(format!(
                 "ids, mask and type ids must each hold batch * len = {n} values"
+            )));
+        }
+        if batch.len > self.backend.max_len() {
+            return Err(Error::ModelInput(format!(
+                "{} tokens exceed the {} this backend's attention takes (truncate when tokenizing)",
+                batch.len,
+                self.backend.max_len()
             )));
         }
         if batch.len > self.cfg.max_position_embeddings {

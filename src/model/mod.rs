@@ -1,5 +1,6 @@
 //! The Transformer engine: BERT-family encoders described once ([`bert::Bert`]) and run on any
-//! [`NnBackend`] (the CPU now; the GPU twin of every op goes through the same trait).
+//! [`NnBackend`]: the CPU ([`crate::backend::cpu_nn::CpuNn`]) or the GPU
+//! ([`crate::backend::gpu::nn::GpuNn`]), which implement every op twice and are tested against each other.
 
 pub mod bert;
 pub mod config;
@@ -19,10 +20,20 @@ pub trait NnBackend {
     type Norm;
     type Table;
 
-    fn upload_linear(&self, w: &LinearWeights) -> Self::Linear;
-    fn upload_norm(&self, n: &NormWeights, eps: f32) -> Self::Norm;
+    fn upload_linear(&self, w: &LinearWeights) -> Result<Self::Linear>;
+    fn upload_norm(&self, n: &NormWeights, eps: f32) -> Result<Self::Norm>;
     /// A `[rows, cols]` lookup table.
-    fn upload_table(&self, t: &[f32], cols: usize) -> Self::Table;
+    fn upload_table(&self, t: &[f32], cols: usize) -> Result<Self::Table>;
+
+    /// Longest sequence the backend's attention takes.
+    fn max_len(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Most values one tensor may hold; [`crate::model::Bert::embed`] splits larger batches.
+    fn max_elements(&self) -> usize {
+        usize::MAX
+    }
 
     /// `word[ids] + position[0..len] + token_type[type_ids]`: `[batch * len, hidden]`.
     fn embed(

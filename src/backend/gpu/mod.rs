@@ -6,6 +6,8 @@
 //! plus one copy, submits once, and reads back only each tile's best `m` (key, row) pairs, which the CPU
 //! merges.
 
+pub mod nn;
+
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
@@ -111,6 +113,12 @@ impl GpuContext {
     /// Whether the adapter is a software rasteriser (SwiftShader, lavapipe): correct, but no speed figure.
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Keeps `msg` as the context's fault unless one is already there.
+    fn record_fault(&self, msg: String) {
+        let mut slot = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(msg);
     }
 
     fn check_fault(&self) -> Result<()> {

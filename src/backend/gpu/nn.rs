@@ -1,0 +1,589 @@
+//! The GPU twin of the Transformer ops ([`crate::backend::cpu_nn`] is the CPU one), on wgpu.
+//!
+//! Every op records one compute pass into a command encoder shared by the forward pass; nothing is submitted
+//! until [`NnBackend::read`], which adds the copy to a read-back buffer, submits once and awaits the mapping.
+//! So a forward pass is one submission and one read-back, whatever the number of layers.
+//!
+//! Activations live in buffers taken from a pool keyed by size: a [`GpuTensor`] hands its buffer back when it
+//! is dropped, and a later op of the same or a later pass reuses it (the queue orders the accesses). A
+//! forward pass of a given shape therefore allocates only the first time. Weights are uploaded once, as f32
+//! (f16 files are widened on load), so no adapter feature beyond core WebGPU is needed.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use wgpu::util::DeviceExt;
+
+use super::GpuContext;
+use crate::backend::kernels::{Kernel, ATTENTION_MAX_LEN};
+use crate::error::{Error, Result};
+use crate::model::weights::{LinearWeights, NormWeights};
+use crate::model::{NnBackend, Pooling};
+
+/// Buffers shared by the backend and its tensors.
+#[derive(Default)]
+struct Pool {
+    /// Idle activation buffers by size in bytes.
+    free: RefCell<HashMap<u64, Vec<wgpu::Buffer>>>,
+    /// Set when the backend is gone: late tensors then destroy their buffers instead of pooling them.
+    closed: Cell<bool>,
+}
+
+impl Pool {
+    fn give_back(&self, buf: wgpu::Buffer) {
+        if self.closed.get() {
+            buf.destroy();
+        } else {
+            self.free
+                .borrow_mut()
+                .entry(buf.size())
+                .or_default()
+                .push(buf);
+        }
+    }
+}
+
+/// A row-major f32 `[rows, cols]` tensor in GPU memory.
+pub struct GpuTensor {
+    buf: wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+    pool: Rc<Pool>,
+}
+
+impl GpuTensor {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn buffer(&self) -> &wgpu::Buffer {
+        &self.buf
+    }
+}
+
+impl Drop for GpuTensor {
+    fn drop(&mut self) {
+        // A handle to the same buffer: the pool's copy keeps it alive.
+        self.pool.give_back(self.buf.clone());
+    }
+}
+
+impl std::fmt::Debug for GpuTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuTensor[{}, {}]", self.rows, self.cols)
+    }
+}
+
+/// A dense layer on the GPU: `W` `[out, in]` and `b` `[out]`.
+#[derive(Debug)]
+pub struct GpuLinear {
+    w: wgpu::Buffer,
+    b: wgpu::Buffer,
+    out_dim: usize,
+    in_dim: usize,
+}
+
+/// LayerNorm parameters on the GPU.
+#[derive(Debug)]
+pub struct GpuNorm {
+    gamma: wgpu::Buffer,
+    beta: wgpu::Buffer,
+    eps: f32,
+}
+
+/// An embedding table on the GPU.
+#[derive(Debug)]
+pub struct GpuTable {
+    buf: wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+}
+
+/// The GPU backend for [`crate::model::Bert`].
+pub struct GpuNn {
+    ctx: GpuContext,
+    /// One per [`Kernel::NN`] entry, in that order.
+    pipelines: Vec<wgpu::ComputePipeline>,
+    pool: Rc<Pool>,
+    /// Commands of the forward pass being recorded.
+    encoder: RefCell<Option<wgpu::CommandEncoder>>,
+    /// Uniform and token buffers used by the recorded commands; destroyed once they have run.
+    transient: RefCell<Vec<wgpu::Buffer>>,
+}
+
+impl std::fmt::Debug for GpuNn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuNn").field("ctx", &self.ctx).finish()
+    }
+}
+
+impl Drop for GpuNn {
+    fn drop(&mut self) {
+        self.pool.closed.set(true);
+        for bufs in self.pool.free.borrow_mut().drain() {
+            for b in bufs.1 {
+                b.destroy();
+            }
+        }
+        for b in self.transient.borrow_mut().drain(..) {
+            b.destroy();
+        }
+        self.ctx.device.destroy();
+    }
+}
+
+/// Workgroups for `n` invocations of 256, folded into x and y under the 65535-per-dimension limit.
+fn spread(groups: usize) -> (u32, u32) {
+    let groups = groups.max(1) as u32;
+    let x = groups.min(65_535);
+    (x, groups.div_ceil(x))
+}
+
+impl GpuNn {
+    /// Creates the Transformer pipelines on `ctx`'s device.
+    pub async fn new(ctx: GpuContext) -> Result<GpuNn> {
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipelines = Kernel::NN
+            .iter()
+            .map(|&k| {
+                let module = ctx
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(k.label()),
+                        source: wgpu::ShaderSource::Wgsl(k.source().into()),
+                    });
+                ctx.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(k.label()),
+                        layout: None,
+                        module: &module,
+                        entry_point: Some("main"),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    })
+            })
+            .collect();
+        if let Some(e) = scope.pop().await {
+            return Err(Error::Gpu(format!(
+                "creating the Transformer pipelines: {e}"
+            )));
+        }
+        Ok(GpuNn {
+            ctx,
+            pipelines,
+            pool: Rc::default(),
+            encoder: RefCell::new(None),
+            transient: RefCell::new(Vec::new()),
+        })
+    }
+
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Copies host values into a new tensor.
+    pub fn tensor(&self, values: &[f32], cols: usize) -> Result<GpuTensor> {
+        if cols == 0 || !values.len().is_multiple_of(cols) {
+            return Err(Error::invalid(
+                "values",
+                format!("{} values do not make rows of {cols}", values.len()),
+            ));
+        }
+        let t = self.alloc(values.len() / cols, cols)?;
+        if !values.is_empty() {
+            self.ctx
+                .queue
+                .write_buffer(t.buffer(), 0, bytemuck::cast_slice(values));
+        }
+        Ok(t)
+    }
+
+    fn bytes_for(&self, elements: usize) -> Result<u64> {
+        let bytes = (elements as u64 * 4).max(4);
+        if bytes > self.ctx.max_binding {
+            return Err(Error::Gpu(format!(
+                "a tensor of {elements} values exceeds the adapter's binding limit of {} bytes",
+                self.ctx.max_binding
+            )));
+        }
+        Ok(bytes)
+    }
+
+    fn alloc(&self, rows: usize, cols: usize) -> Result<GpuTensor> {
+        let size = self.bytes_for(rows * cols)?;
+        Ok(self.alloc_bytes(rows, cols, size))
+    }
+
+    fn alloc_bytes(&self, rows: usize, cols: usize, size: u64) -> GpuTensor {
+        let reused = self
+            .pool
+            .free
+            .borrow_mut()
+            .get_mut(&size)
+            .and_then(|v| v.pop());
+        let buf = reused.unwrap_or_else(|| {
+            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("activation"),
+                size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        GpuTensor {
+            buf,
+            rows,
+            cols,
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// An output tensor; on failure (too large for a binding) an empty one, and the fault is recorded for
+    /// [`NnBackend::read`] to report.
+    fn output(&self, rows: usize, cols: usize) -> GpuTensor {
+        match self.alloc(rows, cols) {
+            Ok(t) => t,
+            Err(e) => {
+                self.ctx.record_fault(e.to_string());
+                // Zero rows keep later ops of this pass in bounds; the read reports the fault.
+                self.alloc_bytes(0, cols, 4)
+            }
+        }
+    }
+
+    fn weights(&self, label: &str, values: &[f32]) -> Result<wgpu::Buffer> {
+        self.bytes_for(values.len())?;
+        Ok(self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: if values.is_empty() {
+                    &[0; 4]
+                } else {
+                    bytemuck::cast_slice(values)
+                },
+                usage: wgpu::BufferUsages::STORAGE,
+            }))
+    }
+
+    fn transient(&self, label: &str, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let buf = self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: if contents.is_empty() {
+                    &[0; 4]
+                } else {
+                    contents
+                },
+                usage,
+            });
+        self.transient.borrow_mut().push(buf.clone());
+        buf
+    }
+
+    /// Records one dispatch of `kernel` with uniform `params` (binding 0) and `buffers` (bindings 1..).
+    fn dispatch(
+        &self,
+        kernel: Kernel,
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32, u32),
+    ) {
+        let device = &self.ctx.device;
+        let at = Kernel::NN
+            .iter()
+            .position(|&k| k == kernel)
+            .expect("a Transformer kernel");
+        let pipeline = &self.pipelines[at];
+        let uniform = self.transient(
+            "params",
+            bytemuck::cast_slice(params),
+            wgpu::BufferUsages::UNIFORM,
+        );
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        entries.extend(
+            buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: b.as_entire_binding(),
+                }),
+        );
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.label()),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut slot = self.encoder.borrow_mut();
+        let encoder = slot.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("forward"),
+            })
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(kernel.label()),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+    }
+
+    fn elementwise(&self, kernel: Kernel, inputs: &[&GpuTensor]) -> GpuTensor {
+        let (rows, cols) = (inputs[0].rows, inputs[0].cols);
+        let out = self.output(rows, cols);
+        let n = (out.rows * cols) as u32;
+        let mut bufs: Vec<&wgpu::Buffer> = inputs.iter().map(|t| t.buffer()).collect();
+        bufs.push(out.buffer());
+        let (x, y) = spread((n as usize).div_ceil(256));
+        self.dispatch(kernel, &[n, 0, 0, 0], &bufs, (x, y, 1));
+        out
+    }
+
+    fn mask_buffer(&self, mask: &[u32]) -> wgpu::Buffer {
+        self.transient(
+            "mask",
+            bytemuck::cast_slice(mask),
+            wgpu::BufferUsages::STORAGE,
+        )
+    }
+}
+
+impl NnBackend for GpuNn {
+    type Tensor = GpuTensor;
+    type Linear = GpuLinear;
+    type Norm = GpuNorm;
+    type Table = GpuTable;
+
+    fn upload_linear(&self, w: &LinearWeights) -> Result<GpuLinear> {
+        Ok(GpuLinear {
+            w: self.weights("linear.weight", &w.w)?,
+            b: self.weights("linear.bias", &w.b)?,
+            out_dim: w.out_dim,
+            in_dim: w.in_dim,
+        })
+    }
+
+    fn upload_norm(&self, n: &NormWeights, eps: f32) -> Result<GpuNorm> {
+        Ok(GpuNorm {
+            gamma: self.weights("norm.gamma", &n.gamma)?,
+            beta: self.weights("norm.beta", &n.beta)?,
+            eps,
+        })
+    }
+
+    fn upload_table(&self, t: &[f32], cols: usize) -> Result<GpuTable> {
+        Ok(GpuTable {
+            buf: self.weights("table", t)?,
+            rows: t.len() / cols.max(1),
+            cols,
+        })
+    }
+
+    fn max_len(&self) -> usize {
+        ATTENTION_MAX_LEN
+    }
+
+    fn max_elements(&self) -> usize {
+        (self.ctx.max_binding / 4) as usize
+    }
+
+    fn embed(
+        &self,
+        word: &GpuTable,
+        position: &GpuTable,
+        token_type: &GpuTable,
+        ids: &[u32],
+        type_ids: &[u32],
+        len: usize,
+    ) -> GpuTensor {
+        debug_assert!(word.rows > 0 && position.rows >= len && token_type.rows > 0);
+        let h = word.cols;
+        let n = ids.len();
+        let out = self.output(n, h);
+        let tokens: Vec<u32> = ids.iter().chain(type_ids).copied().collect();
+        let tokens = self.transient(
+            "tokens",
+            bytemuck::cast_slice(&tokens),
+            wgpu::BufferUsages::STORAGE,
+        );
+        let (x, y) = spread((out.rows * h).div_ceil(256));
+        self.dispatch(
+            Kernel::Embed,
+            &[out.rows as u32, h as u32, len as u32, 0],
+            &[
+                &tokens,
+                &word.buf,
+                &position.buf,
+                &token_type.buf,
+                out.buffer(),
+            ],
+            (x, y, 1),
+        );
+        out
+    }
+
+    fn linear(&self, x: &GpuTensor, l: &GpuLinear) -> GpuTensor {
+        debug_assert_eq!(x.cols, l.in_dim);
+        let out = self.output(x.rows, l.out_dim);
+        self.dispatch(
+            Kernel::Linear,
+            &[out.rows as u32, l.in_dim as u32, l.out_dim as u32, 0],
+            &[x.buffer(), &l.w, &l.b, out.buffer()],
+            (
+                l.out_dim.div_ceil(64) as u32,
+                out.rows.div_ceil(64).max(1) as u32,
+                1,
+            ),
+        );
+        out
+    }
+
+    fn layer_norm(&self, x: &GpuTensor, n: &GpuNorm) -> GpuTensor {
+        let out = self.output(x.rows, x.cols);
+        let (gx, gy) = spread(out.rows);
+        self.dispatch(
+            Kernel::LayerNorm,
+            &[out.rows as u32, x.cols as u32, n.eps.to_bits(), 0],
+            &[x.buffer(), &n.gamma, &n.beta, out.buffer()],
+            (gx, gy, 1),
+        );
+        out
+    }
+
+    fn add(&self, a: &GpuTensor, b: &GpuTensor) -> GpuTensor {
+        debug_assert_eq!((a.rows, a.cols), (b.rows, b.cols));
+        self.elementwise(Kernel::Add, &[a, b])
+    }
+
+    fn gelu(&self, x: &GpuTensor) -> GpuTensor {
+        self.elementwise(Kernel::Gelu, &[x])
+    }
+
+    fn attention(
+        &self,
+        q: &GpuTensor,
+        k: &GpuTensor,
+        v: &GpuTensor,
+        mask: &[u32],
+        batch: usize,
+        heads: usize,
+        causal: bool,
+    ) -> GpuTensor {
+        let (n, hidden) = (q.rows, q.cols);
+        let out = self.output(n, hidden);
+        let len = n / batch.max(1);
+        let dh = hidden / heads.max(1);
+        if out.rows == 0 || len == 0 {
+            return out;
+        }
+        let mask = self.mask_buffer(mask);
+        self.dispatch(
+            Kernel::Attention,
+            &[
+                len as u32,
+                hidden as u32,
+                dh as u32,
+                causal as u32,
+                (dh as f32).sqrt().to_bits(),
+                0,
+                0,
+                0,
+            ],
+            &[q.buffer(), k.buffer(), v.buffer(), &mask, out.buffer()],
+            (len as u32, heads as u32, batch as u32),
+        );
+        out
+    }
+
+    fn pool(
+        &self,
+        x: &GpuTensor,
+        mask: &[u32],
+        batch: usize,
+        pooling: Pooling,
+        normalize: bool,
+    ) -> GpuTensor {
+        let out = self.output(batch, x.cols);
+        if x.rows == 0 || out.rows == 0 {
+            return out;
+        }
+        let mask = self.mask_buffer(mask);
+        let pooling = match pooling {
+            Pooling::Mean => 0,
+            Pooling::Cls => 1,
+            Pooling::Last => 2,
+        };
+        self.dispatch(
+            Kernel::Pool,
+            &[
+                (x.rows / batch) as u32,
+                x.cols as u32,
+                pooling,
+                normalize as u32,
+            ],
+            &[x.buffer(), &mask, out.buffer()],
+            (batch as u32, 1, 1),
+        );
+        out
+    }
+
+    async fn read(&self, x: &GpuTensor) -> Result<Vec<f32>> {
+        let device = &self.ctx.device;
+        let bytes = (x.rows * x.cols * 4) as u64;
+        let mut encoder = self.encoder.take().unwrap_or_else(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("read"),
+            })
+        });
+        let used = std::mem::take(&mut *self.transient.borrow_mut());
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if bytes > 0 {
+            encoder.copy_buffer_to_buffer(x.buffer(), 0, &staging, 0, bytes);
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx.poll();
+        let mapped = rx.await;
+        for b in used {
+            b.destroy();
+        }
+        let result = (|| {
+            self.ctx.check_fault()?;
+            match mapped {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Error::Gpu(format!("reading a tensor back: {e}"))),
+                Err(_) => return Err(Error::Gpu("the device went away during read-back".into())),
+            }
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("reading a tensor back: {e}")))?;
+            let values: Vec<f32> = bytemuck::cast_slice(&view)[..x.rows * x.cols].to_vec();
+            drop(view);
+            Ok(values)
+        })();
+        staging.destroy();
+        result
+    }
+}
