@@ -1,7 +1,9 @@
 // A small static file server for the demo and the benchmark page (no dependencies).
 // Sends COOP/COEP headers so pages are cross-origin isolated (fine-grained performance.now()).
 //
-//   node scripts/serve.mjs [--port 8080] [--root .]
+//   node scripts/serve.mjs [--port 8080] [--root .] [--cors]
+//
+// --cors lets pages of other origins fetch the files (the browser tests fetch the model cache this way).
 import { createServer } from "node:http";
 import { createReadStream, statSync } from "node:fs";
 import { extname, join, normalize, resolve } from "node:path";
@@ -20,7 +22,7 @@ const TYPES = {
   ".ts": "text/plain; charset=utf-8",
 };
 
-export function serve({ port = 8080, root = "." } = {}) {
+export function serve({ port = 8080, root = ".", cors = false } = {}) {
   const base = resolve(root);
   const server = createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
@@ -48,6 +50,9 @@ export function serve({ port = 8080, root = "." } = {}) {
       "cache-control": "no-cache",
       "cross-origin-opener-policy": "same-origin",
       "cross-origin-embedder-policy": "require-corp",
+      ...(cors
+        ? { "access-control-allow-origin": "*", "cross-origin-resource-policy": "cross-origin" }
+        : {}),
     });
     createReadStream(file).pipe(res);
   });
@@ -60,7 +65,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     return i > 0 ? process.argv[i + 1] : dflt;
   };
   const port = Number(arg("--port", process.env.PORT ?? 8080));
-  const server = await serve({ port, root: arg("--root", ".") });
-  console.log(`shelfwise demo: http://localhost:${server.address().port}/www/`);
+  const root = arg("--root", ".");
+  const server = await serve({ port, root, cors: process.argv.includes("--cors") });
+  console.log(`serving ${root} at http://localhost:${server.address().port}/`);
   console.log("(Ctrl-C to stop)");
 }

@@ -20,6 +20,18 @@ wasm_cargo clippy --target wasm32-unknown-unknown -p shelfwise --lib --test web 
 step "native tests (GPU parity must find a Vulkan adapter)"
 SHELFWISE_REQUIRE_GPU=1 SHELFWISE_PYTHON="$PWD/target/py/bin/python" cargo test --workspace -q
 
+# 32 tokens: the long fixture text is truncated, and SwiftShader (a CPU emulating a GPU) stays quick.
+step "native MiniLM vectors for the browser tests to match (shelfwise embed, CPU)"
+cargo run -q -p shelfwise-cli -- embed --model cache/models/all-MiniLM-L6-v2 \
+  --input tests/fixtures/minilm_browser_texts.json --max-len 32 --out cache/golden/minilm.json
+
+# The browser tests fetch the model and those vectors from here, as a storefront would.
+ASSETS_PORT=${SHELFWISE_ASSETS_PORT:-8797}
+node scripts/serve.mjs --root cache --port "$ASSETS_PORT" --cors > target/assets-server.log 2>&1 &
+ASSETS_PID=$!
+trap 'kill $ASSETS_PID 2>/dev/null || true; rm -f webdriver.json' EXIT
+export SHELFWISE_ASSETS="http://127.0.0.1:$ASSETS_PORT"
+
 for mode in cpu webgpu; do
   step "browser tests, headless Chromium, $mode"
   if [ "$mode" = webgpu ]; then
@@ -30,5 +42,4 @@ for mode in cpu webgpu; do
   SHELFWISE_EXPECT_BACKEND=$mode WASM_BINDGEN_TEST_TIMEOUT=600 CHROMEDRIVER=$(command -v chromedriver) \
     wasm_cargo test --target wasm32-unknown-unknown -p shelfwise --test web $WASM_BUILD_STD
 done
-rm -f webdriver.json
 step "all tests passed"

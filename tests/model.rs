@@ -352,3 +352,22 @@ fn pre_ln_runs_and_differs_from_post_ln() {
         .fold(0.0, f32::max);
     assert!(d < 1e-6, "{d}");
 }
+
+#[test]
+fn weights_round_trip_through_safetensors() {
+    for extra in ["", r#", "shelfwise": {"pre_ln": true}"#] {
+        let cfg = ModelConfig::from_json(config(2, extra).as_bytes()).unwrap();
+        let w = shelfwise::testing::random_bert_weights(&cfg, 5);
+        let back = BertWeights::from_safetensors("w", &w.to_safetensors(), &cfg).unwrap();
+        assert_eq!(back.word, w.word);
+        assert_eq!(back.layers[1].output.w, w.layers[1].output.w);
+        assert_eq!(
+            back.final_norm.map(|n| n.beta),
+            w.final_norm.as_ref().map(|n| n.beta.clone())
+        );
+        assert_eq!(
+            w.named_tensors().len(),
+            5 + 16 * 2 + if extra.is_empty() { 0 } else { 2 }
+        );
+    }
+}

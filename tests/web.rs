@@ -423,3 +423,193 @@ fn tokenizer_matches_python_in_the_browser() {
     let err = shelfwise::tokenize::Tokenizer::from_bytes(b"{not json", 128).unwrap_err();
     assert_eq!(err.code(), "BAD_TOKENIZER");
 }
+
+/// Where `scripts/test.sh` serves the model cache (all-MiniLM-L6-v2 and the native golden vectors).
+fn assets() -> &'static str {
+    option_env!("SHELFWISE_ASSETS")
+        .expect("build the browser tests with SHELFWISE_ASSETS=<url of the served cache> (scripts/test.sh does)")
+}
+
+async fn fetch_json(url: &str) -> serde_json::Value {
+    let window = web_sys::window().unwrap();
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .unwrap_or_else(|e| panic!("fetching {url}: {e:?}"))
+        .dyn_into()
+        .unwrap();
+    assert!(resp.ok(), "fetching {url}: HTTP {}", resp.status());
+    let text = JsFuture::from(resp.text().unwrap()).await.unwrap();
+    serde_json::from_str(&text.as_string().unwrap()).unwrap()
+}
+
+async fn embed(e: &shelfwise::wasm::Embedder, texts: &[&str]) -> Result<Vec<f32>, JsValue> {
+    let arr = js_sys::Array::new();
+    for t in texts {
+        arr.push(&(*t).into());
+    }
+    let v = JsFuture::from(e.embed(arr.into())).await?;
+    Ok(v.unchecked_into::<Float32Array>().to_vec())
+}
+
+/// all-MiniLM-L6-v2 loaded in the browser (fetched, as a storefront would) on this run's backend embeds the
+/// fixture texts like the native CLI did (scripts/test.sh wrote its vectors before this run).
+#[wasm_bindgen_test]
+async fn minilm_in_the_browser_matches_native() {
+    let golden = fetch_json(&format!("{}/golden/minilm.json", assets())).await;
+    let texts: Vec<&str> = golden["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let want: Vec<f32> = golden["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    let device = expected_backend();
+    let model = shelfwise::wasm::Embedder::load(
+        format!("{}/models/all-MiniLM-L6-v2", assets()).into(),
+        opts(&[
+            ("device", device.into()),
+            ("maxLength", golden["max_len"].as_f64().unwrap().into()),
+        ]),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("loading MiniLM on {device}: {}", js_message(&e)));
+    assert_eq!(model.backend().as_string().as_deref(), Some(device));
+    assert_eq!(model.dim(), 384);
+    let t0 = js_sys::Date::now();
+    let got = embed(&model, &texts).await.unwrap();
+    let ms = js_sys::Date::now() - t0;
+    assert_eq!(got.len(), want.len());
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    web_sys::console::log_1(
+        &format!(
+            "MiniLM on {device} ({:?}): {} texts in {ms:.0} ms, max |browser - native| = {worst:.2e}",
+            model.adapter(),
+            texts.len()
+        )
+        .into(),
+    );
+    assert!(
+        worst <= 1e-4,
+        "browser ({device}) differs from native by {worst}"
+    );
+    // Overlapping calls each get their own answer.
+    let arr = |t: &str| -> JsValue {
+        let a = js_sys::Array::new();
+        a.push(&t.into());
+        a.into()
+    };
+    let (p1, p2) = (model.embed(arr(texts[0])), model.embed(arr(texts[3])));
+    let (r1, r2) = (
+        JsFuture::from(p1).await.unwrap(),
+        JsFuture::from(p2).await.unwrap(),
+    );
+    let r1 = r1.unchecked_into::<Float32Array>().to_vec();
+    let r2 = r2.unchecked_into::<Float32Array>().to_vec();
+    assert!(r1
+        .iter()
+        .zip(&want[..384])
+        .all(|(a, b)| (a - b).abs() <= 1e-4));
+    assert!(r2
+        .iter()
+        .zip(&want[3 * 384..4 * 384])
+        .all(|(a, b)| (a - b).abs() <= 1e-4));
+}
+
+fn js_message(e: &JsValue) -> String {
+    format!(
+        "{} {}",
+        code(e),
+        Reflect::get(e, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .unwrap_or_default()
+    )
+}
+
+/// Bad model files and bad calls give typed errors, in the browser too.
+#[wasm_bindgen_test]
+async fn embedder_bad_input_gives_typed_errors() {
+    let empty = shelfwise::wasm::Embedder::new();
+    assert_eq!(
+        code(&embed(&empty, &["x"]).await.unwrap_err()),
+        "NOT_LOADED"
+    );
+
+    let tokenizer = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/cache/models/all-MiniLM-L6-v2/tokenizer.json"
+    ));
+    let config = br#"{"vocab_size": 30522, "hidden_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 16, "hidden_act": "gelu",
+        "max_position_embeddings": 16}"#;
+    let source = |config: &[u8], weights: &[u8], tokenizer: &[u8]| -> JsValue {
+        let o = Object::new();
+        Reflect::set(&o, &"config".into(), &Uint8Array::from(config)).unwrap();
+        Reflect::set(&o, &"weights".into(), &Uint8Array::from(weights)).unwrap();
+        Reflect::set(&o, &"tokenizer".into(), &Uint8Array::from(tokenizer)).unwrap();
+        o.into()
+    };
+    let load = |s: JsValue| {
+        shelfwise::wasm::Embedder::load(s, opts(&[("device", expected_backend().into())]))
+    };
+    let cfg = shelfwise::model::ModelConfig::from_json(config).unwrap();
+    let w = shelfwise::testing::random_bert_weights(&cfg, 3);
+    let weights = w.to_safetensors();
+    // A good tiny model loads and embeds; then each file is broken in turn.
+    let good = load(source(config, &weights, tokenizer)).await.unwrap();
+    assert_eq!(embed(&good, &["hello"]).await.unwrap().len(), 8);
+    assert_eq!(
+        code(&embed(&good, &[]).await.unwrap_err()),
+        "INVALID_ARGUMENT"
+    );
+    let huge = "word ".repeat(2_000_000);
+    assert_eq!(
+        embed(&good, &[&huge]).await.unwrap().len(),
+        8,
+        "a 10 MB text is truncated"
+    );
+    for (what, s, want) in [
+        (
+            "truncated weights",
+            source(config, &weights[..weights.len() / 2], tokenizer),
+            "BAD_WEIGHTS",
+        ),
+        (
+            "garbage weights",
+            source(config, b"\xff\xff\xff\xff\xff\xff\xff\xff", tokenizer),
+            "BAD_WEIGHTS",
+        ),
+        (
+            "bad config",
+            source(b"{\"hidden_size\": 8}", &weights, tokenizer),
+            "BAD_CONFIG",
+        ),
+        (
+            "bad tokenizer",
+            source(config, &weights, b"{not json"),
+            "BAD_TOKENIZER",
+        ),
+    ] {
+        let err = load(s)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what} loaded"));
+        assert_eq!(code(&err), want, "{what}");
+    }
+    good.dispose();
+    assert_eq!(code(&embed(&good, &["x"]).await.unwrap_err()), "DISPOSED");
+}

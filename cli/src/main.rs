@@ -1,7 +1,8 @@
-//! `shelfwise`: the offline half of shelfwise. This stage has two commands:
+//! `shelfwise`: the offline half of shelfwise. Commands:
 //! - `synth` writes a synthetic catalogue (catalog.jsonl + vectors.safetensors) for tests, benchmarks and
 //!   the demo;
-//! - `shard` turns item vectors plus a catalogue JSONL into shards and a manifest.
+//! - `shard` turns item vectors plus a catalogue JSONL into shards and a manifest;
+//! - `embed` runs a BERT-family model (config.json, model.safetensors, tokenizer.json) over texts.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -73,6 +74,27 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Embeds texts with a BERT-family model and writes them, with their vectors, as JSON.
+    Embed {
+        /// Folder with config.json, model.safetensors and tokenizer.json.
+        #[arg(long)]
+        model: PathBuf,
+        /// A JSON file holding an array of strings (or an object with a `texts` array).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// A text to embed (repeatable; after those of --input).
+        #[arg(long = "text")]
+        texts: Vec<String>,
+        /// auto, cpu or gpu.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Tokens per text, at most (default: the model's positions).
+        #[arg(long)]
+        max_len: Option<usize>,
+        /// Output JSON file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// One line of the catalogue JSONL.
@@ -129,7 +151,91 @@ fn main() -> Result<()> {
             skip_bad,
             out,
         }),
+        Command::Embed {
+            model,
+            input,
+            texts,
+            device,
+            max_len,
+            out,
+        } => embed_cmd(
+            &model,
+            input.as_deref(),
+            texts,
+            &device,
+            max_len,
+            out.as_deref(),
+        ),
     }
+}
+
+fn embed_cmd(
+    model: &Path,
+    input: Option<&Path>,
+    extra: Vec<String>,
+    device: &str,
+    max_len: Option<usize>,
+    out: Option<&Path>,
+) -> Result<()> {
+    let mut texts: Vec<String> = match input {
+        Some(p) => {
+            let v: serde_json::Value = serde_json::from_slice(
+                &fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON", p.display()))?;
+            let list = v.get("texts").unwrap_or(&v);
+            serde_json::from_value(list.clone())
+                .with_context(|| format!("{}: expected an array of strings", p.display()))?
+        }
+        None => Vec::new(),
+    };
+    texts.extend(extra);
+    if texts.is_empty() {
+        bail!("nothing to embed: give --input or --text");
+    }
+    let read = |name: &str| {
+        let p = model.join(name);
+        fs::read(&p).with_context(|| format!("reading {}", p.display()))
+    };
+    let (config, weights, tokenizer) = (
+        read("config.json")?,
+        read("model.safetensors")?,
+        read("tokenizer.json")?,
+    );
+    let files = shelfwise::model::ModelFiles {
+        config: &config,
+        weights: &weights,
+        tokenizer: &tokenizer,
+    };
+    let device = shelfwise::DeviceChoice::parse(device)?;
+    let embedder = pollster::block_on(shelfwise::model::Embedder::load(files, device, max_len))?;
+    let vectors = pollster::block_on(embedder.embed(&texts))?;
+    let dim = embedder.dim();
+    let json = serde_json::json!({
+        "backend": embedder.backend().name(),
+        "adapter": embedder.adapter(),
+        "dim": dim,
+        "max_len": embedder.max_len(),
+        "texts": texts,
+        "embeddings": vectors.chunks(dim).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string(&json)?;
+    match out {
+        Some(p) => {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir)?;
+            }
+            fs::write(p, text)?;
+            eprintln!(
+                "embedded {} texts ({dim} dims, {}) into {}",
+                texts.len(),
+                embedder.backend().name(),
+                p.display()
+            );
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
 }
 
 fn synth_cmd(spec: &SynthSpec, out: &Path) -> Result<()> {

@@ -4,10 +4,12 @@
 
 pub mod bert;
 pub mod config;
+pub mod embedder;
 pub mod weights;
 
 pub use bert::Bert;
 pub use config::{EngineOptions, ModelConfig, Pooling};
+pub use embedder::{Embedder, LoadTimings, ModelFiles};
 pub use weights::BertWeights;
 
 use crate::error::Result;

@@ -174,3 +174,82 @@ impl BertWeights {
         })
     }
 }
+
+impl BertWeights {
+    /// Every tensor with its Hugging Face name (no `bert.` prefix) and shape, in a stable order.
+    pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        let h = self.embed_norm.gamma.len();
+        let mut out: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
+        for (name, t) in [
+            ("word_embeddings", &self.word),
+            ("position_embeddings", &self.position),
+            ("token_type_embeddings", &self.token_type),
+        ] {
+            let shape = vec![t.len() / h.max(1), h];
+            out.push((format!("embeddings.{name}.weight"), shape, t.as_slice()));
+        }
+        fn norm<'a>(
+            out: &mut Vec<(String, Vec<usize>, &'a [f32])>,
+            name: &str,
+            n: &'a NormWeights,
+        ) {
+            out.push((format!("{name}.weight"), vec![n.gamma.len()], &n.gamma));
+            out.push((format!("{name}.bias"), vec![n.beta.len()], &n.beta));
+        }
+        fn linear<'a>(
+            out: &mut Vec<(String, Vec<usize>, &'a [f32])>,
+            name: &str,
+            l: &'a LinearWeights,
+        ) {
+            out.push((format!("{name}.weight"), vec![l.out_dim, l.in_dim], &l.w));
+            out.push((format!("{name}.bias"), vec![l.out_dim], &l.b));
+        }
+        norm(&mut out, "embeddings.LayerNorm", &self.embed_norm);
+        for (i, l) in self.layers.iter().enumerate() {
+            let p = format!("encoder.layer.{i}");
+            linear(&mut out, &format!("{p}.attention.self.query"), &l.query);
+            linear(&mut out, &format!("{p}.attention.self.key"), &l.key);
+            linear(&mut out, &format!("{p}.attention.self.value"), &l.value);
+            linear(
+                &mut out,
+                &format!("{p}.attention.output.dense"),
+                &l.attn_out,
+            );
+            norm(
+                &mut out,
+                &format!("{p}.attention.output.LayerNorm"),
+                &l.attn_norm,
+            );
+            linear(
+                &mut out,
+                &format!("{p}.intermediate.dense"),
+                &l.intermediate,
+            );
+            linear(&mut out, &format!("{p}.output.dense"), &l.output);
+            norm(&mut out, &format!("{p}.output.LayerNorm"), &l.ffn_norm);
+        }
+        if let Some(n) = &self.final_norm {
+            norm(&mut out, "encoder.final_layer_norm", n);
+        }
+        out
+    }
+
+    /// The weights as an F32 safetensors file that [`BertWeights::from_safetensors`] reads back.
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        let tensors = self.named_tensors();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .filter_map(|(name, shape, data)| {
+                safetensors::tensor::TensorView::new(
+                    St::F32,
+                    shape.clone(),
+                    bytemuck::cast_slice(data),
+                )
+                .ok()
+                .map(|v| (name.clone(), v))
+            })
+            .collect();
+        // Serialising views whose sizes match their shapes cannot fail.
+        safetensors::serialize(views, None).unwrap_or_default()
+    }
+}

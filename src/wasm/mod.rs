@@ -16,6 +16,9 @@ use crate::index::{DeviceChoice, Index};
 use crate::rank::{SearchOptions, SearchResult};
 use crate::shard::Shard;
 
+mod embedder;
+pub use embedder::Embedder;
+
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
@@ -89,7 +92,28 @@ export interface ShelfwiseError extends Error {
     | "CORRUPT_SHARD" | "MISSING_TENSOR" | "SHAPE_MISMATCH" | "DTYPE_MISMATCH" | "INVALID_TENSOR"
     | "BAD_METADATA" | "BAD_MANIFEST" | "INTEGRITY" | "DIM_MISMATCH" | "SHARD_MISMATCH" | "DUPLICATE_ID"
     | "EMPTY_INDEX" | "INVALID_QUERY" | "INVALID_ARGUMENT" | "UNKNOWN_CATEGORY" | "MISSING_ATTRIBUTE"
-    | "GPU_UNAVAILABLE" | "GPU_ERROR" | "NOT_LOADED" | "DISPOSED" | "FETCH_FAILED" | "BAD_TOKENIZER";
+    | "GPU_UNAVAILABLE" | "GPU_ERROR" | "NOT_LOADED" | "DISPOSED" | "FETCH_FAILED" | "BAD_TOKENIZER"
+    | "BAD_CONFIG" | "BAD_WEIGHTS" | "INVALID_INPUT";
+}
+
+/** A text model: a folder URL holding config.json, model.safetensors and tokenizer.json, or each file as a
+ *  URL or its bytes. */
+export type ModelSource =
+  | string
+  | URL
+  | { config: string | Uint8Array; weights: string | Uint8Array; tokenizer: string | Uint8Array };
+
+/** Progress while loading a model: one `download` event per file, then `ready`. */
+export type ModelLoadEvent =
+  | { status: "download"; file: string; loaded: number }
+  | { status: "ready"; backend: "webgpu" | "cpu"; parseMs: number; setupMs: number; warmupMs: number };
+
+export interface EmbedderOptions {
+  /** `auto` (the default) uses WebGPU on a hardware adapter and the CPU otherwise. */
+  device?: Device;
+  /** Tokens per text, at most; longer texts are truncated (default and ceiling: the model's positions). */
+  maxLength?: number;
+  onProgress?: (event: ModelLoadEvent) => void;
 }
 "#;
 

@@ -112,7 +112,11 @@ impl GpuContext {
 
     /// Whether the adapter is a software rasteriser (SwiftShader, lavapipe): correct, but no speed figure.
     pub fn is_software(&self) -> bool {
+        let name = format!("{} {}", self.info.name, self.info.driver).to_lowercase();
         self.info.device_type == wgpu::DeviceType::Cpu
+            || ["swiftshader", "llvmpipe", "lavapipe"]
+                .iter()
+                .any(|s| name.contains(s))
     }
 
     /// Keeps `msg` as the context's fault unless one is already there.
