@@ -426,8 +426,12 @@ fn tokenizer_matches_python_in_the_browser() {
 
 /// Where `scripts/test.sh` serves the model cache (all-MiniLM-L6-v2 and the native golden vectors).
 fn assets() -> &'static str {
-    option_env!("SHELFWISE_ASSETS")
-        .expect("build the browser tests with SHELFWISE_ASSETS=<url of the served cache> (scripts/test.sh does)")
+    match option_env!("SHELFWISE_ASSETS") {
+        Some(url) => url,
+        None => panic!(
+            "build the browser tests with SHELFWISE_ASSETS=<url of the served cache> (scripts/test.sh does)"
+        ),
+    }
 }
 
 async fn fetch_json(url: &str) -> serde_json::Value {
