@@ -3,5 +3,7 @@
 
 pub mod cpu;
 pub mod cpu_nn;
+pub mod fastmath;
+pub mod gemm;
 pub mod gpu;
 pub mod kernels;
