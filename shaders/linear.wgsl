@@ -34,6 +34,15 @@ struct Params {
 var<workgroup> xs: array<f32, 1024>;
 var<workgroup> ws: array<f32, 1024>;
 
+// Four consecutive values of a workgroup array, as a vector.
+fn xs4(at: u32) -> vec4<f32> {
+    return vec4<f32>(xs[at], xs[at + 1u], xs[at + 2u], xs[at + 3u]);
+}
+
+fn ws4(at: u32) -> vec4<f32> {
+    return vec4<f32>(ws[at], ws[at + 1u], ws[at + 2u], ws[at + 3u]);
+}
+
 @compute @workgroup_size(16, 16)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -42,7 +51,12 @@ fn main(
 ) {
     let row0 = wid.y * BM;
     let col0 = wid.x * BN;
-    var acc: array<array<f32, 4>, 4>;
+    // One accumulator per row of this invocation's 4 x 4 block, one lane per column. Named vectors, not
+    // an indexed array: drivers keep them in registers.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         // 256 invocations load 64 x 16 values of each operand, 16 consecutive k per row.
         for (var t = 0u; t < 4u; t++) {
@@ -63,30 +77,31 @@ fn main(
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                a[i] = xs[kk * BM + lid.y * 4u + i];
-                b[i] = ws[kk * BN + lid.x * 4u + i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
-                }
-            }
+            let a = xs4(kk * BM + lid.y * 4u);
+            let b = ws4(kk * BN + lid.x * 4u);
+            acc0 = fma(vec4<f32>(a.x), b, acc0);
+            acc1 = fma(vec4<f32>(a.y), b, acc1);
+            acc2 = fma(vec4<f32>(a.z), b, acc2);
+            acc3 = fma(vec4<f32>(a.w), b, acc3);
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let r = row0 + lid.y * 4u + i;
-        if r >= p.n {
-            break;
-        }
-        for (var j = 0u; j < 4u; j++) {
-            let c = col0 + lid.x * 4u + j;
-            if c < p.m {
-                y[r * p.m + c] = acc[i][j] + bias[c];
-            }
+    let r = row0 + lid.y * 4u;
+    let c = col0 + lid.x * 4u;
+    store(r, c, acc0);
+    store(r + 1u, c, acc1);
+    store(r + 2u, c, acc2);
+    store(r + 3u, c, acc3);
+}
+
+// Row `r` of y from column `c` on, plus the bias, where inside the output.
+fn store(r: u32, c: u32, v: vec4<f32>) {
+    if r >= p.n {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if c + j < p.m {
+            y[r * p.m + c + j] = v[j] + bias[c + j];
         }
     }
 }
