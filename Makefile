@@ -19,10 +19,14 @@ test: setup
 	bash scripts/test.sh
 
 # Native criterion benchmarks (medians and ratios against baselines in the same run).
+# Native criterion benchmarks: ranking (100k and 1M items), then all-MiniLM-L6-v2 against candle.
 bench:
 	cargo bench --bench rank
+	bash scripts/fetch-models.sh
+	cargo bench -p shelfwise-cli --bench minilm
 
-# The browser benchmark page, headless: 100k and 1M items, CPU path against plain JS and a memcpy floor.
+# The browser benchmark pages, headless: ranking at 100k and 1M items (CPU path against plain JS and a
+# memcpy floor), then all-MiniLM-L6-v2 (load, first embedding, steady state; plain-JS baseline).
 bench-web: pkg bundle
 	bash scripts/bundle.sh target/bench-1m 1048576 64
 	node scripts/bench-web.mjs

@@ -1,23 +1,30 @@
 // Runs www/bench.html in headless Chromium (with --enable-unsafe-webgpu so the GPU row exists) for the
-// 100k and 1M catalogues, prints the tables and writes target/bench-web.json.
-//   node scripts/bench-web.mjs [--runs N]
+// 100k and 1M catalogues, then www/bench-text.html (all-MiniLM-L6-v2), prints the tables and writes
+// target/bench-web.json.
+//   node scripts/bench-web.mjs [--runs N] [--only ranking|text]
 import { writeFileSync } from "node:fs";
 import { serve } from "./serve.mjs";
 import { launch } from "./browser.mjs";
 
 const i = process.argv.indexOf("--runs");
 const runs = i > 0 ? Number(process.argv[i + 1]) : 200;
-const bundles = [["100k", "bundle/manifest.json", runs], ["1M", "../target/bench-1m/manifest.json", Math.max(20, runs / 4)]];
+const j = process.argv.indexOf("--only");
+const only = j > 0 ? process.argv[j + 1] : null;
+const pages = [
+  ["100k", `bench.html?bundle=bundle%2Fmanifest.json&runs=${runs}`, "ranking"],
+  ["1M", `bench.html?bundle=${encodeURIComponent("../target/bench-1m/manifest.json")}&runs=${Math.max(20, runs / 4)}`, "ranking"],
+  ["MiniLM", `bench-text.html?runs=${Math.max(10, Math.round(runs / 7))}`, "text"],
+].filter((p) => !only || p[2] === only);
 const server = await serve({ port: 0, root: "." });
 const browser = await launch({ webgpu: true });
 const all = {};
 let failed = false;
 try {
   console.log(`Chromium ${browser.version()}, headless`);
-  for (const [name, bundle, n] of bundles) {
+  for (const [name, path] of pages) {
     const page = await browser.newPage();
     page.on("console", (m) => console.log(`[${name}] ${m.text()}`));
-    await page.goto(`http://127.0.0.1:${server.address().port}/www/bench.html?bundle=${encodeURIComponent(bundle)}&runs=${n}`);
+    await page.goto(`http://127.0.0.1:${server.address().port}/www/${path}`);
     await page.waitForFunction(() => window.benchResult, null, { timeout: 560_000, polling: 500 });
     all[name] = await page.evaluate(() => window.benchResult);
     failed ||= Boolean(all[name].error);
