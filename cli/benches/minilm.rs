@@ -76,7 +76,8 @@ fn benches(c: &mut Criterion) {
     let weights = BertWeights::from_safetensors("model.safetensors", &bytes, &cfg).unwrap();
     let ours = Bert::new(cfg.clone(), &weights, CpuNn).unwrap();
     let gpu = gpu_wanted().then(|| {
-        let ctx = pollster::block_on(GpuContext::new()).expect("SHELFWISE_BENCH_GPU=1 needs an adapter");
+        let ctx =
+            pollster::block_on(GpuContext::new()).expect("SHELFWISE_BENCH_GPU=1 needs an adapter");
         println!("GPU adapter: {}", ctx.adapter_name());
         let nn = pollster::block_on(GpuNn::new(ctx)).unwrap();
         Bert::new(cfg.clone(), &weights, nn).unwrap()
@@ -148,9 +149,10 @@ fn main() {
         );
         for &(rows, len) in SHAPES {
             let g = group(rows, len);
-            if let (Some(cpu), Some(gpu)) =
-                (median_ms(&g, "shelfwise_cpu"), median_ms(&g, "shelfwise_gpu"))
-            {
+            if let (Some(cpu), Some(gpu)) = (
+                median_ms(&g, "shelfwise_cpu"),
+                median_ms(&g, "shelfwise_gpu"),
+            ) {
                 println!("{rows:<10} {len:>7} {gpu:>19.3} {:>26.2}", cpu / gpu);
             }
         }

@@ -23,18 +23,49 @@ fn main() {
     let xi = g.tensor(&vec![0.5; n * i], i).unwrap();
     let rd = |t: &shelfwise::backend::gpu::nn::GpuTensor| pollster::block_on(g.read(t)).unwrap();
     time("nothing (copy + read back)", &|| rd(&x));
-    let l1 = g.upload_linear(&LinearWeights { w: vec![0.01; h * h], b: vec![0.0; h], out_dim: h, in_dim: h }).unwrap();
-    let l2 = g.upload_linear(&LinearWeights { w: vec![0.01; i * h], b: vec![0.0; i], out_dim: i, in_dim: h }).unwrap();
-    let l3 = g.upload_linear(&LinearWeights { w: vec![0.01; i * h], b: vec![0.0; h], out_dim: h, in_dim: i }).unwrap();
+    let l1 = g
+        .upload_linear(&LinearWeights {
+            w: vec![0.01; h * h],
+            b: vec![0.0; h],
+            out_dim: h,
+            in_dim: h,
+        })
+        .unwrap();
+    let l2 = g
+        .upload_linear(&LinearWeights {
+            w: vec![0.01; i * h],
+            b: vec![0.0; i],
+            out_dim: i,
+            in_dim: h,
+        })
+        .unwrap();
+    let l3 = g
+        .upload_linear(&LinearWeights {
+            w: vec![0.01; i * h],
+            b: vec![0.0; h],
+            out_dim: h,
+            in_dim: i,
+        })
+        .unwrap();
     time("linear 384->384", &|| rd(&g.linear(&x, &l1)));
     time("linear 384->1536", &|| rd(&g.linear(&x, &l2)));
     time("linear 1536->384", &|| rd(&g.linear(&xi, &l3)));
-    let nw = g.upload_norm(&NormWeights { gamma: vec![1.0; h], beta: vec![0.0; h] }, 1e-12).unwrap();
+    let nw = g
+        .upload_norm(
+            &NormWeights {
+                gamma: vec![1.0; h],
+                beta: vec![0.0; h],
+            },
+            1e-12,
+        )
+        .unwrap();
     time("layer_norm", &|| rd(&g.layer_norm(&x, &nw)));
     time("add", &|| rd(&g.add(&x, &x)));
     time("gelu 1536", &|| rd(&g.gelu(&xi)));
     let mask = vec![1u32; n];
-    time("attention", &|| rd(&g.attention(&x, &x, &x, &mask, 1, 12, false)));
+    time("attention", &|| {
+        rd(&g.attention(&x, &x, &x, &mask, 1, 12, false))
+    });
     time("pool", &|| rd(&g.pool(&x, &mask, 1, Pooling::Mean, true)));
     let word = g.upload_table(&vec![0.1; 30522 * h], h).unwrap();
     let pos = g.upload_table(&vec![0.1; 512 * h], h).unwrap();

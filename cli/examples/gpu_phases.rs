@@ -6,7 +6,8 @@ use std::time::Instant;
 
 fn main() {
     let dir = std::env::args().nth(1).expect("model folder");
-    let cfg = ModelConfig::from_json(&std::fs::read(format!("{dir}/config.json")).unwrap()).unwrap();
+    let cfg =
+        ModelConfig::from_json(&std::fs::read(format!("{dir}/config.json")).unwrap()).unwrap();
     let w = shelfwise::model::BertWeights::from_safetensors(
         "m",
         &std::fs::read(format!("{dir}/model.safetensors")).unwrap(),
@@ -17,7 +18,13 @@ fn main() {
     println!("{}", ctx.adapter_name());
     let m = Bert::new(cfg, &w, pollster::block_on(GpuNn::new(ctx)).unwrap()).unwrap();
     for len in [16usize, 128] {
-        let b = Batch { batch: 1, len, ids: vec![1000; len], attention_mask: vec![1; len], type_ids: vec![0; len] };
+        let b = Batch {
+            batch: 1,
+            len,
+            ids: vec![1000; len],
+            attention_mask: vec![1; len],
+            type_ids: vec![0; len],
+        };
         for it in 0..5 {
             let t0 = Instant::now();
             let x = m.hidden_states(&b).unwrap();
