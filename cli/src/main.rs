@@ -2,7 +2,10 @@
 //! - `synth` writes a synthetic catalogue (catalog.jsonl + vectors.safetensors) for tests, benchmarks and
 //!   the demo;
 //! - `shard` turns item vectors plus a catalogue JSONL into shards and a manifest;
-//! - `embed` runs a BERT-family model (config.json, model.safetensors, tokenizer.json) over texts.
+//! - `embed` runs a BERT-family model (config.json, model.safetensors, tokenizer.json) over texts;
+//! - `data` converts datasets into shelfwise's input formats (docs/DATA.md) and checks such files.
+
+mod data;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -74,6 +77,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Converts or checks interaction data in shelfwise's formats (catalog.jsonl + events.jsonl).
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Embeds texts with a BERT-family model and writes them, with their vectors, as JSON.
     Embed {
         /// Folder with config.json, model.safetensors and tokenizer.json.
@@ -97,6 +105,30 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DataCommand {
+    /// MovieLens-100k (RecBole's atomic files, fetched by scripts/fetch-data.sh) to catalog.jsonl and
+    /// events.jsonl: every rating an event, ordered by timestamp (ties keep the file's order).
+    Ml100k {
+        /// Folder with ml-100k.item and ml-100k.inter.
+        #[arg(long, default_value = "cache/data/ml-100k")]
+        source: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Reads catalog.jsonl and events.jsonl as training does, and prints a summary or the first problem.
+    Check {
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+        /// Skip malformed lines (with a count) instead of failing.
+        #[arg(long)]
+        skip_bad: bool,
+    },
+}
+
 /// One line of the catalogue JSONL.
 #[derive(Debug, Serialize, Deserialize)]
 struct CatalogLine {
@@ -105,6 +137,10 @@ struct CatalogLine {
     title: String,
     #[serde(default)]
     category: Option<String>,
+    /// The data format's list (docs/DATA.md); the first one is the shard's category when `category` is
+    /// absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    categories: Vec<String>,
     #[serde(default)]
     price: Option<f32>,
     #[serde(default)]
@@ -151,6 +187,7 @@ fn main() -> Result<()> {
             skip_bad,
             out,
         }),
+        Command::Data { command } => data_cmd(command),
         Command::Embed {
             model,
             input,
@@ -167,6 +204,41 @@ fn main() -> Result<()> {
             out.as_deref(),
         ),
     }
+}
+
+fn data_cmd(command: DataCommand) -> Result<()> {
+    match command {
+        DataCommand::Ml100k { source, out } => {
+            if !source.join("ml-100k.inter").exists() {
+                bail!(
+                    "{} has no ml-100k.inter (scripts/fetch-data.sh fetches it)",
+                    source.display()
+                );
+            }
+            let (items, events) = data::convert_ml100k(&source, &out)?;
+            println!(
+                "wrote {items} items and {events} events to {}",
+                out.display()
+            );
+        }
+        DataCommand::Check {
+            catalog,
+            events,
+            skip_bad,
+        } => {
+            let d = data::Dataset::load(&catalog, &events, skip_bad)?;
+            let sessions: HashSet<&str> = d.events.iter().map(|e| e.session.as_str()).collect();
+            println!(
+                "{} items, {} events in {} sessions; skipped {} catalogue and {} event lines",
+                d.items.len(),
+                d.events.len(),
+                sessions.len(),
+                d.skipped.0,
+                d.skipped.1
+            );
+        }
+    }
+    Ok(())
 }
 
 fn embed_cmd(
@@ -254,6 +326,7 @@ fn synth_cmd(spec: &SynthSpec, out: &Path) -> Result<()> {
                 .category
                 .as_ref()
                 .map(|c| cat.category_names[c[i] as usize].clone()),
+            categories: Vec::new(),
             price: a.price.as_ref().map(|p| p[i]),
             in_stock: a.in_stock.as_ref().map(|s| s[i]),
             popularity: a.popularity.as_ref().map(|p| p[i]),
@@ -303,7 +376,10 @@ fn read_catalog(path: &Path, skip_bad: bool) -> Result<(Vec<Option<CatalogLine>>
         }
         let parsed: Result<CatalogLine> = serde_json::from_str::<CatalogLine>(&line)
             .map_err(anyhow::Error::from)
-            .and_then(|l| {
+            .and_then(|mut l| {
+                if l.category.is_none() {
+                    l.category = l.categories.first().cloned();
+                }
                 if l.id.is_empty() {
                     bail!("empty id");
                 }

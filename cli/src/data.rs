@@ -1,0 +1,288 @@
+//! shelfwise's two input formats (docs/DATA.md), their reader, and the MovieLens-100k converter.
+//!
+//! - `catalog.jsonl`: one item per line: `id`, `title`, `categories`, and optionally `year`, `price`,
+//!   `in_stock`, `popularity` and `text`.
+//! - `events.jsonl`: one event per line: `session`, `type`, `ts`, and `item` (or `query` for a search),
+//!   optionally `value` (a rating).
+//!
+//! Reading checks every line: a malformed one is an error naming the file and line, unless `skip_bad` is
+//! set, which skips it and counts it. Duplicate item ids, events naming unknown items and an empty
+//! catalogue are always errors.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// One catalogue item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_stock: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popularity: Option<f32>,
+    /// Free text beyond the title (a description), used by the text encoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// What the shopper did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    View,
+    Click,
+    AddToCart,
+    Purchase,
+    /// A typed query: the event has `query` instead of `item`.
+    Search,
+    /// A rating, with `value`.
+    Rate,
+}
+
+/// One event of a session (or of a user, when sessions are users).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub session: String,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// Seconds since the Unix epoch (fractions allowed).
+    pub ts: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f32>,
+}
+
+impl Item {
+    fn check(&self) -> Result<()> {
+        if self.id.trim().is_empty() {
+            bail!("the id is empty");
+        }
+        for (name, v) in [("price", self.price), ("popularity", self.popularity)] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                bail!("{name} must be a finite number");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Event {
+    fn check(&self) -> Result<()> {
+        if self.session.trim().is_empty() {
+            bail!("the session is empty");
+        }
+        if !self.ts.is_finite() {
+            bail!("ts must be a finite number");
+        }
+        if self.value.is_some_and(|v| !v.is_finite()) {
+            bail!("value must be a finite number");
+        }
+        match (self.kind, &self.item, &self.query) {
+            (EventKind::Search, None, Some(q)) if !q.trim().is_empty() => Ok(()),
+            (EventKind::Search, _, _) => {
+                bail!("a search event needs a non-empty `query` and no `item`")
+            }
+            (_, Some(i), None) if !i.is_empty() => Ok(()),
+            _ => bail!("a {:?} event needs an `item` and no `query`", self.kind),
+        }
+    }
+}
+
+/// A catalogue and its events, checked against each other.
+#[derive(Debug)]
+pub struct Dataset {
+    pub items: Vec<Item>,
+    /// In file order.
+    pub events: Vec<Event>,
+    /// Lines skipped with `skip_bad`: (catalogue, events).
+    pub skipped: (usize, usize),
+}
+
+/// Parses every non-blank line of `path` as `T`, checked by `check`.
+fn read_jsonl<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    skip_bad: bool,
+    check: impl Fn(&T) -> Result<()>,
+) -> Result<(Vec<(usize, T)>, usize)> {
+    let f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for (n, line) in BufReader::new(f).lines().enumerate() {
+        let line =
+            line.with_context(|| format!("{}:{}: unreadable line", path.display(), n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<T>(&line)
+            .map_err(anyhow::Error::from)
+            .and_then(|v| check(&v).map(|_| v));
+        match parsed {
+            Ok(v) => out.push((n + 1, v)),
+            Err(e) if skip_bad => {
+                skipped += 1;
+                if skipped <= 5 {
+                    eprintln!("{}:{}: skipped: {e}", path.display(), n + 1);
+                }
+            }
+            Err(e) => bail!(
+                "{}:{}: {e} (--skip-bad skips such lines)",
+                path.display(),
+                n + 1
+            ),
+        }
+    }
+    Ok((out, skipped))
+}
+
+impl Dataset {
+    /// Reads and cross-checks `catalog.jsonl` and `events.jsonl`.
+    pub fn load(catalog: &Path, events_path: &Path, skip_bad: bool) -> Result<Dataset> {
+        let (items, skipped_items) = read_jsonl::<Item>(catalog, skip_bad, Item::check)?;
+        if items.is_empty() {
+            bail!("{}: the catalogue has no items", catalog.display());
+        }
+        let mut index = HashMap::with_capacity(items.len());
+        for (row, (line, item)) in items.iter().enumerate() {
+            if index.insert(item.id.clone(), row).is_some() {
+                bail!(
+                    "{}:{line}: duplicate item id `{}`",
+                    catalog.display(),
+                    item.id
+                );
+            }
+        }
+        let (events, skipped_events) = read_jsonl::<Event>(events_path, skip_bad, Event::check)?;
+        for (line, e) in &events {
+            if let Some(id) = &e.item {
+                if !index.contains_key(id) {
+                    bail!(
+                        "{}:{line}: item `{id}` is not in the catalogue {}",
+                        events_path.display(),
+                        catalog.display()
+                    );
+                }
+            }
+        }
+        Ok(Dataset {
+            items: items.into_iter().map(|(_, i)| i).collect(),
+            events: events.into_iter().map(|(_, e)| e).collect(),
+            skipped: (skipped_items, skipped_events),
+        })
+    }
+}
+
+/// Writes `rows` as JSON lines.
+pub fn write_jsonl<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
+    let mut w = BufWriter::new(
+        fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    for r in rows {
+        serde_json::to_writer(&mut w, r)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one tab-separated RecBole atomic file (a typed header, then rows) as rows of fields.
+fn read_atomic(path: &Path, want: &[&str]) -> Result<Vec<Vec<String>>> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .with_context(|| format!("{} is empty", path.display()))?
+        .split('\t')
+        .map(|h| h.split(':').next().unwrap_or(h))
+        .collect();
+    let cols: Vec<usize> = want
+        .iter()
+        .map(|w| {
+            header
+                .iter()
+                .position(|h| h == w)
+                .with_context(|| format!("{}: no `{w}` column in {header:?}", path.display()))
+        })
+        .collect::<Result<_>>()?;
+    let mut rows = Vec::new();
+    for (n, line) in lines.enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let row = cols
+            .iter()
+            .map(|&c| fields.get(c).map(|s| s.to_string()))
+            .collect::<Option<Vec<String>>>()
+            .with_context(|| format!("{}:{}: too few fields", path.display(), n + 2))?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Converts RecBole's MovieLens-100k (`ml-100k.item`, `ml-100k.inter` in `source`) into `catalog.jsonl` and
+/// `events.jsonl` in `out`. Every rating becomes a `rate` event; events are ordered by timestamp, ties
+/// keeping the source file's order. Returns (items, events).
+pub fn convert_ml100k(source: &Path, out: &Path) -> Result<(usize, usize)> {
+    let items: Vec<Item> = read_atomic(
+        &source.join("ml-100k.item"),
+        &["item_id", "movie_title", "release_year", "class"],
+    )?
+    .into_iter()
+    .map(|r| Item {
+        id: r[0].clone(),
+        title: r[1].trim().to_string(),
+        categories: r[3].split_whitespace().map(String::from).collect(),
+        year: r[2].trim().parse().ok(),
+        price: None,
+        in_stock: None,
+        popularity: None,
+        text: None,
+    })
+    .collect();
+    let mut events: Vec<Event> = Vec::new();
+    let inter = source.join("ml-100k.inter");
+    for (n, r) in read_atomic(&inter, &["user_id", "item_id", "rating", "timestamp"])?
+        .into_iter()
+        .enumerate()
+    {
+        let num = |s: &str, what: &str| -> Result<f64> {
+            s.trim()
+                .parse::<f64>()
+                .with_context(|| format!("{}:{}: bad {what} `{s}`", inter.display(), n + 2))
+        };
+        events.push(Event {
+            session: r[0].clone(),
+            kind: EventKind::Rate,
+            ts: num(&r[3], "timestamp")?,
+            item: Some(r[1].clone()),
+            query: None,
+            value: Some(num(&r[2], "rating")? as f32),
+        });
+    }
+    // A stable sort: ties keep the file's order, which carries signal on this dataset.
+    events.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_jsonl(&out.join("catalog.jsonl"), &items)?;
+    write_jsonl(&out.join("events.jsonl"), &events)?;
+    // Read back through the checking reader, so the output is known to be valid input.
+    let d = Dataset::load(&out.join("catalog.jsonl"), &out.join("events.jsonl"), false)?;
+    Ok((d.items.len(), d.events.len()))
+}

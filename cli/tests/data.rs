@@ -1,0 +1,186 @@
+//! `shelfwise data`: the MovieLens-100k converter on the real files, and the input formats' checks (file and
+//! line in every error, `--skip-bad`, duplicate ids, unknown items, empty catalogues).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn shelfwise(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shelfwise"))
+        .args(args)
+        .output()
+        .expect("run the CLI")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("shelfwise-data-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const ITEMS: &str = r#"{"id": "a", "title": "Alpha", "categories": ["x"]}
+{"id": "b", "title": "Beta", "categories": ["x", "y"], "year": 1999, "price": 9.5, "in_stock": true}
+{"id": "c", "title": "Gamma", "text": "a longer description"}
+"#;
+
+const EVENTS: &str = r#"{"session": "u1", "type": "view", "item": "a", "ts": 1}
+{"session": "u1", "type": "search", "query": "beta things", "ts": 2}
+{"session": "u1", "type": "purchase", "item": "b", "ts": 3.5}
+{"session": "u2", "type": "rate", "item": "c", "value": 4, "ts": 4}
+"#;
+
+fn check(dir: &Path, items: &str, events: &str, extra: &[&str]) -> Output {
+    std::fs::write(dir.join("catalog.jsonl"), items).unwrap();
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let c = dir.join("catalog.jsonl");
+    let e = dir.join("events.jsonl");
+    let mut args = vec![
+        "data",
+        "check",
+        "--catalog",
+        c.to_str().unwrap(),
+        "--events",
+        e.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    shelfwise(&args)
+}
+
+#[test]
+fn good_files_pass_the_check() {
+    let dir = tmp("good");
+    let o = check(&dir, ITEMS, EVENTS, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("3 items, 4 events in 2 sessions"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn bad_lines_name_the_file_and_line_and_can_be_skipped() {
+    let dir = tmp("bad");
+    let cases: &[(&str, &str, &str)] = &[
+        // (catalogue, events, expected message part)
+        (
+            "{\"id\": \"a\"}\n{not json\n",
+            EVENTS,
+            "catalog.jsonl:2:",
+        ),
+        (
+            ITEMS,
+            "{\"session\": \"u\", \"type\": \"search\", \"ts\": 1}\n",
+            "events.jsonl:1: a search event needs a non-empty `query`",
+        ),
+        (
+            ITEMS,
+            "{\"session\": \"u\", \"type\": \"view\", \"item\": \"a\", \"ts\": 1}\n{\"session\": \"u\", \"type\": \"teleport\", \"item\": \"a\", \"ts\": 2}\n",
+            "events.jsonl:2:",
+        ),
+        (
+            "{\"id\": \"a\", \"price\": \"cheap\"}\n",
+            EVENTS,
+            "catalog.jsonl:1:",
+        ),
+    ];
+    for (items, events, want) in cases {
+        let o = check(&dir, items, events, &[]);
+        assert!(!o.status.success(), "{want}: accepted");
+        assert!(text(&o).contains(want), "{want}: {}", text(&o));
+    }
+    // The same malformed event line is skipped, and counted, with --skip-bad.
+    let events = format!("{EVENTS}{{\"session\": \"u\", \"type\": \"view\", \"ts\": 9}}\n");
+    let o = check(&dir, ITEMS, &events, &["--skip-bad"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("skipped 0 catalogue and 1 event lines"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn duplicates_unknown_items_and_empty_catalogues_are_errors() {
+    let dir = tmp("cross");
+    let dup = format!("{ITEMS}{{\"id\": \"b\", \"title\": \"Beta again\"}}\n");
+    let o = check(&dir, &dup, EVENTS, &["--skip-bad"]);
+    assert!(
+        text(&o).contains("catalog.jsonl:4: duplicate item id `b`"),
+        "{}",
+        text(&o)
+    );
+    let unknown = format!(
+        "{EVENTS}{{\"session\": \"u\", \"type\": \"click\", \"item\": \"zzz\", \"ts\": 9}}\n"
+    );
+    let o = check(&dir, ITEMS, &unknown, &["--skip-bad"]);
+    assert!(
+        text(&o).contains("events.jsonl:5: item `zzz` is not in the catalogue"),
+        "{}",
+        text(&o)
+    );
+    let o = check(&dir, "\n\n", EVENTS, &[]);
+    assert!(
+        text(&o).contains("the catalogue has no items"),
+        "{}",
+        text(&o)
+    );
+    let o = check(&dir, ITEMS, EVENTS, &["--no-such-flag"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn movielens_100k_converts() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/data/ml-100k");
+    if !source.join("ml-100k.inter").exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must have MovieLens-100k (scripts/fetch-data.sh)"
+        );
+        eprintln!("skipping: run scripts/fetch-data.sh");
+        return;
+    }
+    let out = tmp("ml100k");
+    let o = shelfwise(&[
+        "data",
+        "ml100k",
+        "--source",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("wrote 1682 items and 100000 events"),
+        "{}",
+        text(&o)
+    );
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    let mut last = f64::NEG_INFINITY;
+    let mut users = std::collections::HashSet::new();
+    for line in events.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ts = v["ts"].as_f64().unwrap();
+        assert!(ts >= last, "events are ordered by time");
+        last = ts;
+        assert_eq!(v["type"], "rate");
+        users.insert(v["session"].as_str().unwrap().to_string());
+    }
+    assert_eq!(users.len(), 943);
+    let catalog = std::fs::read_to_string(out.join("catalog.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(catalog.lines().next().unwrap()).unwrap();
+    assert_eq!(first["title"], "Toy Story");
+    assert_eq!(first["year"], 1995);
+    assert_eq!(
+        first["categories"],
+        serde_json::json!(["Animation", "Children's", "Comedy"])
+    );
+}
