@@ -3,9 +3,11 @@
 //!   the demo;
 //! - `shard` turns item vectors plus a catalogue JSONL into shards and a manifest;
 //! - `embed` runs a BERT-family model (config.json, model.safetensors, tokenizer.json) over texts;
-//! - `data` converts datasets into shelfwise's input formats (docs/DATA.md) and checks such files.
+//! - `data` converts datasets into shelfwise's input formats (docs/DATA.md) and checks such files;
+//! - `eval` measures recommenders on such data (leave-one-out, full ranking, history masked).
 
 mod data;
+mod eval;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -81,6 +83,20 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: DataCommand,
+    },
+    /// Evaluates recommenders by leave-one-out on catalog.jsonl + events.jsonl: full ranking with the
+    /// history masked (and the 100-sampled-negatives protocol, for comparison with papers only).
+    Eval {
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+        /// Which targets: `test` (report once per configuration) or `valid` (for tuning).
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Skip malformed lines (with a count) instead of failing.
+        #[arg(long)]
+        skip_bad: bool,
     },
     /// Embeds texts with a BERT-family model and writes them, with their vectors, as JSON.
     Embed {
@@ -188,6 +204,12 @@ fn main() -> Result<()> {
             out,
         }),
         Command::Data { command } => data_cmd(command),
+        Command::Eval {
+            catalog,
+            events,
+            split,
+            skip_bad,
+        } => eval_cmd(&catalog, &events, &split, skip_bad),
         Command::Embed {
             model,
             input,
@@ -237,6 +259,46 @@ fn data_cmd(command: DataCommand) -> Result<()> {
                 d.skipped.1
             );
         }
+    }
+    Ok(())
+}
+
+fn eval_cmd(catalog: &Path, events: &Path, which: &str, skip_bad: bool) -> Result<()> {
+    let d = data::Dataset::load(catalog, events, skip_bad)?;
+    let split = eval::Split::leave_one_out(&d);
+    let cases = match which {
+        "test" => &split.test,
+        "valid" => &split.valid,
+        other => bail!("--split must be test or valid, not `{other}`"),
+    };
+    if cases.is_empty() {
+        bail!("no session has three item events, so there is nothing to evaluate");
+    }
+    let scorers: Vec<Box<dyn eval::Scorer>> = vec![
+        Box::new(eval::MostPopular::fit(&split)),
+        Box::new(eval::Markov::fit(&split, 5)),
+    ];
+    println!(
+        "{} items, {} sessions, {} {which} cases; full ranking, history masked, ties count against the target\n",
+        split.items,
+        split.sessions.len(),
+        cases.len()
+    );
+    println!("| model | HR@10 | HR@20 | NDCG@10 | NDCG@20 | MRR@10 | HR@10, 100 sampled negatives (papers only) |");
+    println!("|---|---|---|---|---|---|---|");
+    for s in &scorers {
+        let m = eval::evaluate(s.as_ref(), &split, cases, eval::Protocol::Full);
+        let sampled = eval::evaluate(s.as_ref(), &split, cases, eval::Protocol::Sampled(100));
+        println!(
+            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            s.name(),
+            m.hr10,
+            m.hr20,
+            m.ndcg10,
+            m.ndcg20,
+            m.mrr10,
+            sampled.hr10
+        );
     }
     Ok(())
 }

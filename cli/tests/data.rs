@@ -184,3 +184,64 @@ fn movielens_100k_converts() {
         serde_json::json!(["Animation", "Children's", "Comedy"])
     );
 }
+
+#[test]
+fn eval_runs_the_baselines_and_rejects_what_it_cannot_evaluate() {
+    let dir = tmp("eval");
+    std::fs::write(dir.join("catalog.jsonl"), ITEMS).unwrap();
+    std::fs::write(dir.join("events.jsonl"), EVENTS).unwrap();
+    let (c, e) = (dir.join("catalog.jsonl"), dir.join("events.jsonl"));
+    let args = |split: &str| -> Output {
+        shelfwise(&[
+            "eval",
+            "--catalog",
+            c.to_str().unwrap(),
+            "--events",
+            e.to_str().unwrap(),
+            "--split",
+            split,
+        ])
+    };
+    // u1 has two item events and u2 one: nothing to evaluate.
+    let o = args("test");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("nothing to evaluate"), "{}", text(&o));
+    let o = args("everything");
+    assert!(!o.status.success());
+
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/data/ml-100k");
+    if !source.join("ml-100k.inter").exists() {
+        return;
+    }
+    let out = tmp("eval-ml");
+    assert!(shelfwise(&[
+        "data",
+        "ml100k",
+        "--source",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let o = shelfwise(&[
+        "eval",
+        "--catalog",
+        out.join("catalog.jsonl").to_str().unwrap(),
+        "--events",
+        out.join("events.jsonl").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("943 test cases"), "{t}");
+    let ndcg = |name: &str| -> f64 {
+        let line = t
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name}")))
+            .unwrap();
+        line.split('|').nth(4).unwrap().trim().parse().unwrap()
+    };
+    // Sanity, not targets: popularity is weak and transitions are strong on this data.
+    assert!((0.02..0.08).contains(&ndcg("most popular")), "{t}");
+    assert!((0.06..0.12).contains(&ndcg("item-to-item")), "{t}");
+}
