@@ -116,10 +116,10 @@ impl Split {
     }
 }
 
-/// Scores every catalogue item for an input sequence (higher is better).
+/// Scores every catalogue item for case `c`, whose input events are `input` (higher is better).
 pub trait Scorer {
     fn name(&self) -> String;
-    fn score(&self, input: &[SeqEvent], out: &mut [f32]);
+    fn score(&self, c: &Case, input: &[SeqEvent], out: &mut [f32]);
 }
 
 /// Training-set popularity.
@@ -146,7 +146,7 @@ impl Scorer for MostPopular {
         "most popular".into()
     }
 
-    fn score(&self, _input: &[SeqEvent], out: &mut [f32]) {
+    fn score(&self, _c: &Case, _input: &[SeqEvent], out: &mut [f32]) {
         out.copy_from_slice(&self.counts);
     }
 }
@@ -184,7 +184,7 @@ impl Scorer for Markov {
         format!("item-to-item transitions (last {})", self.window)
     }
 
-    fn score(&self, input: &[SeqEvent], out: &mut [f32]) {
+    fn score(&self, _c: &Case, input: &[SeqEvent], out: &mut [f32]) {
         out.fill(0.0);
         let items: Vec<u32> = input.iter().filter_map(|e| e.item).collect();
         for &h in items.iter().rev().take(self.window) {
@@ -239,7 +239,7 @@ pub fn evaluate(scorer: &dyn Scorer, split: &Split, cases: &[Case], protocol: Pr
     };
     for c in cases {
         let input = split.input(c);
-        scorer.score(input, &mut scores);
+        scorer.score(c, input, &mut scores);
         // NaN never beats anything and is never beaten: treat it as the lowest score.
         for s in scores.iter_mut() {
             if s.is_nan() {
@@ -312,7 +312,7 @@ mod tests {
         fn name(&self) -> String {
             "fixed".into()
         }
-        fn score(&self, _: &[SeqEvent], out: &mut [f32]) {
+        fn score(&self, _: &Case, _: &[SeqEvent], out: &mut [f32]) {
             out.copy_from_slice(&self.0);
         }
     }
@@ -371,7 +371,7 @@ mod tests {
         let s = split(vec![vec![0, 1, 2, 3], vec![0, 1, 3, 2]], 4);
         let mk = Markov::fit(&s, 5);
         let mut out = vec![0.0; 4];
-        mk.score(&s.sessions[0][..1], &mut out);
+        mk.score(&s.test[0], &s.sessions[0][..1], &mut out);
         assert_eq!(out, vec![0.0, 2.0, 0.0, 0.0]);
         let pop = MostPopular::fit(&s);
         assert_eq!(pop.counts, vec![2.0, 2.0, 0.0, 0.0]);

@@ -4,10 +4,12 @@
 //! - `shard` turns item vectors plus a catalogue JSONL into shards and a manifest;
 //! - `embed` runs a BERT-family model (config.json, model.safetensors, tokenizer.json) over texts;
 //! - `data` converts datasets into shelfwise's input formats (docs/DATA.md) and checks such files;
-//! - `eval` measures recommenders on such data (leave-one-out, full ranking, history masked).
+//! - `eval` measures recommenders on such data (leave-one-out, full ranking, history masked);
+//! - `train` trains the interest model (candle), keeping the best epoch on validation NDCG@10.
 
 mod data;
 mod eval;
+mod train;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -94,6 +96,45 @@ enum Command {
         /// Which targets: `test` (report once per configuration) or `valid` (for tuning).
         #[arg(long, default_value = "test")]
         split: String,
+        /// Skip malformed lines (with a count) instead of failing.
+        #[arg(long)]
+        skip_bad: bool,
+    },
+    /// Trains the interest model (id-only for now) on catalog.jsonl + events.jsonl with candle on the CPU,
+    /// stops early on validation NDCG@10, reports the test split once, and writes config.json and
+    /// model.safetensors in the engine's format.
+    Train {
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        dim: usize,
+        #[arg(long, default_value_t = 2)]
+        layers: usize,
+        #[arg(long, default_value_t = 2)]
+        heads: usize,
+        /// Events the model sees (the most recent ones).
+        #[arg(long, default_value_t = 50)]
+        max_len: usize,
+        #[arg(long, default_value_t = 0.2)]
+        dropout: f32,
+        #[arg(long, default_value_t = 5e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 0.0)]
+        weight_decay: f64,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 40)]
+        max_epochs: usize,
+        /// Epochs without a better validation NDCG@10 before stopping.
+        #[arg(long, default_value_t = 10)]
+        patience: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
         /// Skip malformed lines (with a count) instead of failing.
         #[arg(long)]
         skip_bad: bool,
@@ -204,6 +245,41 @@ fn main() -> Result<()> {
             out,
         }),
         Command::Data { command } => data_cmd(command),
+        Command::Train {
+            catalog,
+            events,
+            out,
+            dim,
+            layers,
+            heads,
+            max_len,
+            dropout,
+            lr,
+            weight_decay,
+            batch,
+            max_epochs,
+            patience,
+            seed,
+            skip_bad,
+        } => train_cmd(
+            &catalog,
+            &events,
+            &out,
+            &train::TrainConfig {
+                dim,
+                layers,
+                heads,
+                max_len,
+                dropout,
+                lr,
+                weight_decay,
+                batch,
+                max_epochs,
+                patience,
+                seed,
+            },
+            skip_bad,
+        ),
         Command::Eval {
             catalog,
             events,
@@ -261,6 +337,104 @@ fn data_cmd(command: DataCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn train_cmd(
+    catalog: &Path,
+    events: &Path,
+    out: &Path,
+    c: &train::TrainConfig,
+    skip_bad: bool,
+) -> Result<()> {
+    if c.dim == 0
+        || c.heads == 0
+        || !c.dim.is_multiple_of(c.heads)
+        || c.layers == 0
+        || c.max_len < 2
+    {
+        bail!("--dim must be a positive multiple of --heads, --layers at least 1, --max-len at least 2");
+    }
+    if !(0.0..1.0).contains(&c.dropout) || c.lr <= 0.0 || c.batch == 0 || c.max_epochs == 0 {
+        bail!("--dropout must be in [0, 1), --lr positive, --batch and --max-epochs at least 1");
+    }
+    let d = data::Dataset::load(catalog, events, skip_bad)?;
+    let split = eval::Split::leave_one_out(&d);
+    if split.valid.is_empty() {
+        bail!("no session has three item events: nothing to validate on");
+    }
+    eprintln!(
+        "training on {} sessions, {} items: d = {}, {} layers, {} heads, last {} events, dropout {}, lr {}",
+        split.sessions.len(),
+        split.items,
+        c.dim,
+        c.layers,
+        c.heads,
+        c.max_len,
+        c.dropout,
+        c.lr
+    );
+    let t0 = std::time::Instant::now();
+    let (model, history) = train::train(&split, c, |e| {
+        eprintln!(
+            "epoch {:>3}  loss {:.4}  valid NDCG@10 {:.4}  ({:.1} s)",
+            e.epoch, e.loss, e.valid_ndcg10, e.seconds
+        );
+    })?;
+    let best = history
+        .iter()
+        .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
+        .map_or(0.0, |e| e.valid_ndcg10);
+    let trained = train::Trained {
+        model: &model,
+        max_len: c.max_len,
+        name: "interest (id only)".into(),
+    };
+    let test = trained.evaluate(&split, &split.test)?;
+    println!(
+        "trained in {:.0} s; best valid NDCG@10 {best:.4}; test: HR@10 {:.4}, HR@20 {:.4}, NDCG@10 {:.4}, NDCG@20 {:.4}, MRR@10 {:.4}",
+        t0.elapsed().as_secs_f64(),
+        test.hr10,
+        test.hr20,
+        test.ndcg10,
+        test.ndcg20,
+        test.mrr10
+    );
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let cfg = train::engine_config(c, split.items)?;
+    fs::write(
+        out.join("config.json"),
+        serde_json::to_vec_pretty(&cfg_json(&cfg))?,
+    )?;
+    fs::write(
+        out.join("model.safetensors"),
+        model.weights()?.to_safetensors(),
+    )?;
+    Ok(())
+}
+
+/// `config.json` for an engine config.
+fn cfg_json(c: &shelfwise::model::ModelConfig) -> serde_json::Value {
+    serde_json::json!({
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_hidden_layers,
+        "num_attention_heads": c.num_attention_heads,
+        "intermediate_size": c.intermediate_size,
+        "hidden_act": c.hidden_act,
+        "max_position_embeddings": c.max_position_embeddings,
+        "type_vocab_size": c.type_vocab_size,
+        "layer_norm_eps": c.layer_norm_eps,
+        "shelfwise": {
+            "pre_ln": c.shelfwise.pre_ln,
+            "causal": c.shelfwise.causal,
+            "pooling": match c.shelfwise.pooling {
+                shelfwise::model::Pooling::Mean => "mean",
+                shelfwise::model::Pooling::Cls => "cls",
+                shelfwise::model::Pooling::Last => "last",
+            },
+            "normalize": c.shelfwise.normalize,
+        }
+    })
 }
 
 fn eval_cmd(catalog: &Path, events: &Path, which: &str, skip_bad: bool) -> Result<()> {

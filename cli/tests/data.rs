@@ -245,3 +245,72 @@ fn eval_runs_the_baselines_and_rejects_what_it_cannot_evaluate() {
     assert!((0.02..0.08).contains(&ndcg("most popular")), "{t}");
     assert!((0.06..0.12).contains(&ndcg("item-to-item")), "{t}");
 }
+
+#[test]
+fn train_writes_a_model_the_engine_loads() {
+    let dir = tmp("train");
+    // 40 sessions walking 12 items in order: the next item is always the current one plus one.
+    let items: String = (0..12)
+        .map(|i| format!("{{\"id\": \"i{i}\", \"title\": \"Item {i}\"}}\n"))
+        .collect();
+    let mut events = String::new();
+    for s in 0..40 {
+        for t in 0..8 {
+            let item = (s + t) % 12;
+            events.push_str(&format!(
+                "{{\"session\": \"s{s}\", \"type\": \"view\", \"item\": \"i{item}\", \"ts\": {t}}}\n"
+            ));
+        }
+    }
+    std::fs::write(dir.join("catalog.jsonl"), items).unwrap();
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let (c, e, out) = (
+        dir.join("catalog.jsonl"),
+        dir.join("events.jsonl"),
+        dir.join("model"),
+    );
+    let run = |extra: &[&str]| -> Output {
+        let mut args = vec![
+            "train",
+            "--catalog",
+            c.to_str().unwrap(),
+            "--events",
+            e.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--dim",
+            "16",
+            "--max-len",
+            "8",
+        ];
+        args.extend_from_slice(extra);
+        shelfwise(&args)
+    };
+    let o = run(&["--heads", "3"]);
+    assert!(
+        !o.status.success() && text(&o).contains("multiple of --heads"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["--max-epochs", "30", "--patience", "30"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The pattern is deterministic, so the model learns it.
+    let t = text(&o);
+    let hr10: f64 = t
+        .split("test: HR@10 ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(hr10 > 0.9, "{t}");
+    let cfg =
+        shelfwise::model::ModelConfig::from_json(&std::fs::read(out.join("config.json")).unwrap())
+            .unwrap();
+    assert!(cfg.shelfwise.causal && cfg.shelfwise.pre_ln);
+    shelfwise::model::BertWeights::from_safetensors(
+        "model.safetensors",
+        &std::fs::read(out.join("model.safetensors")).unwrap(),
+        &cfg,
+    )
+    .unwrap();
+}
