@@ -27,7 +27,7 @@ use shelfwise::{Attributes, Dtype, Manifest, ShardEntry, ShardSpec};
 #[command(
     name = "shelfwise",
     version,
-    about = "Offline tools for shelfwise: synthetic catalogues, shards and manifests"
+    about = "Offline tools for shelfwise: catalogues and shards, data, training, evaluation, text embeddings"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -111,30 +111,8 @@ enum Command {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, default_value_t = 64)]
-        dim: usize,
-        #[arg(long, default_value_t = 2)]
-        layers: usize,
-        #[arg(long, default_value_t = 2)]
-        heads: usize,
-        /// Events the model sees (the most recent ones).
-        #[arg(long, default_value_t = 50)]
-        max_len: usize,
-        #[arg(long, default_value_t = 0.2)]
-        dropout: f32,
-        #[arg(long, default_value_t = 5e-3)]
-        lr: f64,
-        #[arg(long, default_value_t = 0.0)]
-        weight_decay: f64,
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        #[arg(long, default_value_t = 40)]
-        max_epochs: usize,
-        /// Epochs without a better validation NDCG@10 before stopping.
-        #[arg(long, default_value_t = 10)]
-        patience: usize,
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
+        #[command(flatten)]
+        config: train::TrainConfig,
         /// Skip malformed lines (with a count) instead of failing.
         #[arg(long)]
         skip_bad: bool,
@@ -249,37 +227,9 @@ fn main() -> Result<()> {
             catalog,
             events,
             out,
-            dim,
-            layers,
-            heads,
-            max_len,
-            dropout,
-            lr,
-            weight_decay,
-            batch,
-            max_epochs,
-            patience,
-            seed,
+            config,
             skip_bad,
-        } => train_cmd(
-            &catalog,
-            &events,
-            &out,
-            &train::TrainConfig {
-                dim,
-                layers,
-                heads,
-                max_len,
-                dropout,
-                lr,
-                weight_decay,
-                batch,
-                max_epochs,
-                patience,
-                seed,
-            },
-            skip_bad,
-        ),
+        } => train_cmd(&catalog, &events, &out, &config, skip_bad),
         Command::Eval {
             catalog,
             events,

@@ -20,39 +20,46 @@ use shelfwise::synth::Rng;
 
 use crate::eval::{self, Case, Scorer, SeqEvent, Split};
 
-/// What `shelfwise train` can set.
-#[derive(Clone, Debug)]
+/// What `shelfwise train` can set (each field is also its command-line flag).
+#[derive(Clone, Debug, clap::Args)]
 pub struct TrainConfig {
+    /// Width of item vectors and of the model.
+    #[arg(long, default_value_t = 64)]
     pub dim: usize,
+    #[arg(long, default_value_t = 2)]
     pub layers: usize,
+    #[arg(long, default_value_t = 2)]
     pub heads: usize,
-    /// Events the model sees (the last ones).
+    /// Events the model sees (the most recent ones).
+    #[arg(long, default_value_t = 50)]
     pub max_len: usize,
+    #[arg(long, default_value_t = 0.2)]
     pub dropout: f32,
+    #[arg(long, default_value_t = 5e-3)]
     pub lr: f64,
+    #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    #[arg(long, default_value_t = 40)]
     pub max_epochs: usize,
     /// Epochs without a better validation NDCG@10 before stopping.
+    #[arg(long, default_value_t = 10)]
     pub patience: usize,
+    #[arg(long, default_value_t = 7)]
     pub seed: u64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig {
-            dim: 64,
-            layers: 2,
-            heads: 2,
-            max_len: 50,
-            dropout: 0.2,
-            lr: 5e-3,
-            weight_decay: 0.0,
-            batch: 64,
-            max_epochs: 40,
-            patience: 10,
-            seed: 7,
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            c: TrainConfig,
         }
+        // The flags' defaults are the one place the defaults live.
+        Defaults::parse_from(["train"]).c
     }
 }
 

@@ -1,24 +1,13 @@
 //! The CLI end to end: synth → shard → load and rank; and its errors on bad catalogues.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
+use common::{shelfwise, tmp};
 use shelfwise::{Catalog, Index, Manifest, SearchOptions};
-
-fn shelfwise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shelfwise"))
-        .args(args)
-        .output()
-        .expect("run the CLI")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("shelfwise-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn load(dir: &Path) -> Catalog {
     let m = Manifest::from_json(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();

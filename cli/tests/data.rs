@@ -1,30 +1,12 @@
 //! `shelfwise data`: the MovieLens-100k converter on the real files, and the input formats' checks (file and
 //! line in every error, `--skip-bad`, duplicate ids, unknown items, empty catalogues).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn shelfwise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shelfwise"))
-        .args(args)
-        .output()
-        .expect("run the CLI")
-}
+use std::path::Path;
+use std::process::Output;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("shelfwise-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{shelfwise, text, tmp};
 
 const ITEMS: &str = r#"{"id": "a", "title": "Alpha", "categories": ["x"]}
 {"id": "b", "title": "Beta", "categories": ["x", "y"], "year": 1999, "price": 9.5, "in_stock": true}

@@ -8,16 +8,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{absolute_url, fetch_bytes, object};
+use super::{absolute_url, fetch_bytes, object, State};
 use crate::error::Error;
 use crate::index::DeviceChoice;
 use crate::model::{self, ModelFiles};
-
-enum State {
-    Empty,
-    Ready(Rc<model::Embedder>),
-    Disposed,
-}
 
 /// Texts to vectors with a Transformer model (all-MiniLM-L6-v2, or a shelfwise interest model).
 ///
@@ -25,7 +19,7 @@ enum State {
 /// methods reject with `NOT_LOADED`.
 #[wasm_bindgen]
 pub struct Embedder {
-    state: Rc<RefCell<State>>,
+    state: Rc<RefCell<State<model::Embedder>>>,
 }
 
 impl Default for Embedder {
@@ -231,11 +225,7 @@ impl Embedder {
     }
 
     fn ready(&self) -> Result<Rc<model::Embedder>, Error> {
-        match &*self.state.borrow() {
-            State::Ready(e) => Ok(e.clone()),
-            State::Empty => Err(Error::NotLoaded),
-            State::Disposed => Err(Error::Disposed),
-        }
+        self.state.borrow().ready()
     }
 }
 

@@ -126,10 +126,22 @@ impl From<Error> for JsValue {
     }
 }
 
-enum State {
+/// What a JS object holds: nothing yet, a loaded engine, or nothing any more.
+pub(crate) enum State<T> {
     Empty,
-    Ready(Rc<Index>),
+    Ready(Rc<T>),
     Disposed,
+}
+
+impl<T> State<T> {
+    /// The engine, or the typed error for calling too early or too late.
+    pub(crate) fn ready(&self) -> Result<Rc<T>, Error> {
+        match self {
+            State::Ready(t) => Ok(t.clone()),
+            State::Empty => Err(Error::NotLoaded),
+            State::Disposed => Err(Error::Disposed),
+        }
+    }
 }
 
 /// A client-side vector index over item shards: exact top-k with filters, boosts, MMR and caps.
@@ -138,7 +150,7 @@ enum State {
 /// methods reject with `NOT_LOADED`.
 #[wasm_bindgen]
 pub struct ItemIndex {
-    state: Rc<RefCell<State>>,
+    state: Rc<RefCell<State<Index>>>,
 }
 
 impl Default for ItemIndex {
@@ -288,11 +300,7 @@ impl ItemIndex {
     }
 
     fn ready(&self) -> Result<Rc<Index>, Error> {
-        match &*self.state.borrow() {
-            State::Ready(i) => Ok(i.clone()),
-            State::Empty => Err(Error::NotLoaded),
-            State::Disposed => Err(Error::Disposed),
-        }
+        self.state.borrow().ready()
     }
 }
 
