@@ -25,11 +25,17 @@ step "native MiniLM vectors for the browser tests to match (shelfwise embed, CPU
 cargo run -q -p shelfwise-cli -- embed --model cache/models/all-MiniLM-L6-v2 \
   --input tests/fixtures/minilm_browser_texts.json --max-len 32 --out cache/golden/minilm.json
 
-# The browser tests fetch the model and those vectors from here, as a storefront would.
-ASSETS_PORT=${SHELFWISE_ASSETS_PORT:-8797}
-node scripts/serve.mjs --root cache --port "$ASSETS_PORT" --cors > target/assets-server.log 2>&1 &
+# The browser tests fetch the model and those vectors from here, as a storefront would. Port 0: the
+# system picks a free one, which the server prints.
+node scripts/serve.mjs --root cache --port 0 --cors > target/assets-server.log 2>&1 &
 ASSETS_PID=$!
 trap 'kill $ASSETS_PID 2>/dev/null || true; rm -f webdriver.json' EXIT
+for _ in $(seq 100); do
+  grep -q 'http://localhost:[0-9]*/' target/assets-server.log 2>/dev/null && break
+  sleep 0.1
+done
+ASSETS_PORT=$(grep -o 'http://localhost:[0-9]*/' target/assets-server.log | grep -o '[0-9]*' | tail -1)
+[ -n "$ASSETS_PORT" ] || { echo "the assets server did not start:"; cat target/assets-server.log; exit 1; }
 export SHELFWISE_ASSETS="http://127.0.0.1:$ASSETS_PORT"
 
 for mode in cpu webgpu; do

@@ -382,6 +382,16 @@ pub fn train(
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
         let (mut total, mut count) = (0.0, 0usize);
+        // A bar on a terminal; nothing when stderr is a file or a pipe (the epoch lines remain).
+        let bar = indicatif::ProgressBar::new(order.len().div_ceil(c.batch) as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "epoch {prefix:>3} [{bar:30}] {pos}/{len} batches  loss {msg}  {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(epoch.to_string());
         for batch in order.chunks(c.batch) {
             let l = batch.iter().map(|&i| data[i].len() - 1).max().unwrap_or(1);
             let mut ids = Vec::with_capacity(batch.len() * l);
@@ -411,7 +421,10 @@ pub fn train(
             opt.backward_step(&loss)?;
             total += loss.to_scalar::<f32>()? as f64 * n_targets as f64;
             count += n_targets;
+            bar.set_message(format!("{:.4}", total / count as f64));
+            bar.inc(1);
         }
+        bar.finish_and_clear();
         let trained = Trained {
             model: &model,
             max_len: c.max_len,
