@@ -96,6 +96,10 @@ enum Command {
         /// Which targets: `test` (report once per configuration) or `valid` (for tuning).
         #[arg(long, default_value = "test")]
         split: String,
+        /// Also evaluate a trained interest model (a folder `shelfwise train` wrote), run by shelfwise's
+        /// own engine (repeatable).
+        #[arg(long = "model")]
+        models: Vec<PathBuf>,
         /// Skip malformed lines (with a count) instead of failing.
         #[arg(long)]
         skip_bad: bool,
@@ -234,8 +238,9 @@ fn main() -> Result<()> {
             catalog,
             events,
             split,
+            models,
             skip_bad,
-        } => eval_cmd(&catalog, &events, &split, skip_bad),
+        } => eval_cmd(&catalog, &events, &split, &models, skip_bad),
         Command::Embed {
             model,
             input,
@@ -387,7 +392,13 @@ fn cfg_json(c: &shelfwise::model::ModelConfig) -> serde_json::Value {
     })
 }
 
-fn eval_cmd(catalog: &Path, events: &Path, which: &str, skip_bad: bool) -> Result<()> {
+fn eval_cmd(
+    catalog: &Path,
+    events: &Path,
+    which: &str,
+    models: &[PathBuf],
+    skip_bad: bool,
+) -> Result<()> {
     let d = data::Dataset::load(catalog, events, skip_bad)?;
     let split = eval::Split::leave_one_out(&d);
     let cases = match which {
@@ -398,10 +409,14 @@ fn eval_cmd(catalog: &Path, events: &Path, which: &str, skip_bad: bool) -> Resul
     if cases.is_empty() {
         bail!("no session has three item events, so there is nothing to evaluate");
     }
-    let scorers: Vec<Box<dyn eval::Scorer>> = vec![
+    let mut scorers: Vec<Box<dyn eval::Scorer>> = vec![
         Box::new(eval::MostPopular::fit(&split)),
         Box::new(eval::Markov::fit(&split, 5)),
     ];
+    for m in models {
+        let all: Vec<eval::Case> = split.valid.iter().chain(&split.test).copied().collect();
+        scorers.push(Box::new(train::engine_scores(m, &split, &all)?));
+    }
     println!(
         "{} items, {} sessions, {} {which} cases; full ranking, history masked, ties count against the target\n",
         split.items,

@@ -342,6 +342,69 @@ impl Scorer for Precomputed {
     }
 }
 
+/// Scores of `cases` from a saved interest model (`config.json` + `model.safetensors` in `dir`), computed by
+/// shelfwise's engine on the CPU: the inference path, not the trainer's.
+pub fn engine_scores(dir: &std::path::Path, split: &Split, cases: &[Case]) -> Result<Precomputed> {
+    use anyhow::Context;
+    use shelfwise::backend::cpu_nn::CpuNn;
+    use shelfwise::model::Bert;
+    use shelfwise::tokenize::Batch;
+    let read = |f: &str| {
+        std::fs::read(dir.join(f)).with_context(|| format!("reading {}", dir.join(f).display()))
+    };
+    let cfg = ModelConfig::from_json(&read("config.json")?)?;
+    if cfg.vocab_size != split.items {
+        bail!(
+            "{}: the model knows {} items, the catalogue has {}",
+            dir.display(),
+            cfg.vocab_size,
+            split.items
+        );
+    }
+    let w = BertWeights::from_safetensors("model.safetensors", &read("model.safetensors")?, &cfg)?;
+    let d = cfg.hidden_size;
+    let max_len = cfg.max_position_embeddings;
+    let engine = Bert::new(cfg, &w, CpuNn)?;
+    let mut by_case = HashMap::new();
+    for chunk in cases.chunks(256) {
+        let inputs: Vec<Vec<u32>> = chunk
+            .iter()
+            .map(|c| last_items(split.input(c), max_len))
+            .collect();
+        let len = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let mut b = Batch {
+            batch: chunk.len(),
+            len,
+            ids: Vec::with_capacity(chunk.len() * len),
+            attention_mask: Vec::with_capacity(chunk.len() * len),
+            type_ids: vec![0; chunk.len() * len],
+        };
+        for s in &inputs {
+            b.ids.extend(
+                s.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, len - s.len())),
+            );
+            // An empty input keeps one (padding) token so the row is valid; its scores carry no signal.
+            b.attention_mask
+                .extend((0..len).map(|t| (t < s.len().max(1)) as u32));
+        }
+        let interest = pollster::block_on(engine.embed(&b))?;
+        for (c, v) in chunk.iter().zip(interest.chunks(d)) {
+            let scores: Vec<f32> = w
+                .word
+                .chunks(d)
+                .map(|item| item.iter().zip(v).map(|(a, b)| a * b).sum())
+                .collect();
+            by_case.insert((c.session, c.at), scores);
+        }
+    }
+    Ok(Precomputed {
+        name: format!("interest model {} (shelfwise engine)", dir.display()),
+        by_case,
+    })
+}
+
 /// One epoch's record.
 #[derive(Clone, Debug)]
 pub struct Epoch {
