@@ -33,7 +33,8 @@ pub struct TrainConfig {
     /// Events the model sees (the most recent ones).
     #[arg(long, default_value_t = 50)]
     pub max_len: usize,
-    #[arg(long, default_value_t = 0.2)]
+    /// Chosen on validation NDCG@10 (0.5: 0.1117; 0.2: 0.1040 on MovieLens-100k).
+    #[arg(long, default_value_t = 0.5)]
     pub dropout: f32,
     #[arg(long, default_value_t = 5e-3)]
     pub lr: f64,
