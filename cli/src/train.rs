@@ -343,13 +343,35 @@ impl Scorer for Precomputed {
     }
 }
 
+/// Item sequences as an engine batch: right-padded to the longest, with the padding masked. An empty
+/// sequence keeps one (padding) token so its row is valid; its output carries no signal.
+pub fn item_batch(inputs: &[Vec<u32>]) -> shelfwise::tokenize::Batch {
+    let len = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let mut b = shelfwise::tokenize::Batch {
+        batch: inputs.len(),
+        len,
+        ids: Vec::with_capacity(inputs.len() * len),
+        attention_mask: Vec::with_capacity(inputs.len() * len),
+        type_ids: vec![0; inputs.len() * len],
+    };
+    for s in inputs {
+        b.ids.extend(
+            s.iter()
+                .copied()
+                .chain(std::iter::repeat_n(0, len - s.len())),
+        );
+        b.attention_mask
+            .extend((0..len).map(|t| (t < s.len().max(1)) as u32));
+    }
+    b
+}
+
 /// Scores of `cases` from a saved interest model (`config.json` + `model.safetensors` in `dir`), computed by
 /// shelfwise's engine on the CPU: the inference path, not the trainer's.
 pub fn engine_scores(dir: &std::path::Path, split: &Split, cases: &[Case]) -> Result<Precomputed> {
     use anyhow::Context;
     use shelfwise::backend::cpu_nn::CpuNn;
     use shelfwise::model::Bert;
-    use shelfwise::tokenize::Batch;
     let read = |f: &str| {
         std::fs::read(dir.join(f)).with_context(|| format!("reading {}", dir.join(f).display()))
     };
@@ -372,25 +394,7 @@ pub fn engine_scores(dir: &std::path::Path, split: &Split, cases: &[Case]) -> Re
             .iter()
             .map(|c| last_items(split.input(c), max_len))
             .collect();
-        let len = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut b = Batch {
-            batch: chunk.len(),
-            len,
-            ids: Vec::with_capacity(chunk.len() * len),
-            attention_mask: Vec::with_capacity(chunk.len() * len),
-            type_ids: vec![0; chunk.len() * len],
-        };
-        for s in &inputs {
-            b.ids.extend(
-                s.iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(0, len - s.len())),
-            );
-            // An empty input keeps one (padding) token so the row is valid; its scores carry no signal.
-            b.attention_mask
-                .extend((0..len).map(|t| (t < s.len().max(1)) as u32));
-        }
-        let interest = pollster::block_on(engine.embed(&b))?;
+        let interest = pollster::block_on(engine.embed(&item_batch(&inputs)))?;
         for (c, v) in chunk.iter().zip(interest.chunks(d)) {
             let scores: Vec<f32> = w
                 .word
@@ -523,7 +527,6 @@ mod tests {
     use super::*;
     use shelfwise::backend::cpu_nn::CpuNn;
     use shelfwise::model::Bert;
-    use shelfwise::tokenize::Batch;
 
     /// The trainer's candle network and shelfwise's engine are one network: the same weights give the
     /// same next-item scores.
@@ -548,24 +551,7 @@ mod tests {
 
         let w = model.weights().unwrap();
         let engine = Bert::new(engine_config(&c, items).unwrap(), &w, CpuNn).unwrap();
-        let len = 12;
-        let mut b = Batch {
-            batch: inputs.len(),
-            len,
-            ids: Vec::new(),
-            attention_mask: Vec::new(),
-            type_ids: vec![0; inputs.len() * len],
-        };
-        for s in &inputs {
-            b.ids.extend(
-                s.iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(0, len - s.len())),
-            );
-            b.attention_mask
-                .extend((0..len).map(|t| (t < s.len()) as u32));
-        }
-        let interest = pollster::block_on(engine.embed(&b)).unwrap();
+        let interest = pollster::block_on(engine.embed(&item_batch(&inputs))).unwrap();
         for (i, scores) in theirs.iter().enumerate() {
             let v = &interest[i * c.dim..(i + 1) * c.dim];
             for (item, &s) in scores.iter().enumerate() {
