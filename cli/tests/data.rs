@@ -296,3 +296,53 @@ fn train_writes_a_model_the_engine_loads() {
     )
     .unwrap();
 }
+
+#[test]
+fn embed_and_eval_model_reject_bad_input_with_messages() {
+    let dir = tmp("badmodel");
+    std::fs::write(dir.join("config.json"), "{not json").unwrap();
+    std::fs::write(dir.join("model.safetensors"), b"\x01\x02").unwrap();
+    std::fs::write(dir.join("tokenizer.json"), "{}").unwrap();
+    let d = dir.to_str().unwrap();
+    let o = shelfwise(&["embed", "--model", d, "--text", "hello"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("config"), "{}", text(&o));
+    let o = shelfwise(&["embed", "--model", d]);
+    assert!(text(&o).contains("nothing to embed"), "{}", text(&o));
+    std::fs::write(dir.join("texts.json"), "{\"texts\": [1, 2]}").unwrap();
+    let o = shelfwise(&[
+        "embed",
+        "--model",
+        d,
+        "--input",
+        dir.join("texts.json").to_str().unwrap(),
+    ]);
+    assert!(
+        text(&o).contains("expected an array of strings"),
+        "{}",
+        text(&o)
+    );
+
+    std::fs::write(dir.join("catalog.jsonl"), ITEMS).unwrap();
+    let events: String = (0..4)
+        .map(|t| {
+            format!(
+                "{{\"session\": \"u\", \"type\": \"view\", \"item\": \"{}\", \"ts\": {t}}}\n",
+                ["a", "b", "c", "a"][t]
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let o = shelfwise(&[
+        "eval",
+        "--catalog",
+        dir.join("catalog.jsonl").to_str().unwrap(),
+        "--events",
+        dir.join("events.jsonl").to_str().unwrap(),
+        "--model",
+        d,
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("config"), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+}

@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{absolute_url, fetch_bytes, object, State};
+use super::{absolute_url, device_option, fetch_bytes, object, progress_option, State};
 use crate::error::Error;
 use crate::index::DeviceChoice;
 use crate::model::{self, ModelFiles};
@@ -54,12 +54,7 @@ impl Opts {
                 continue;
             }
             match key.as_str() {
-                "device" => {
-                    let s = value
-                        .as_string()
-                        .ok_or_else(|| Error::invalid("device", "must be a string"))?;
-                    o.device = DeviceChoice::parse(&s)?;
-                }
+                "device" => o.device = device_option(&value)?,
                 "maxLength" => {
                     let n = value
                         .as_f64()
@@ -69,13 +64,7 @@ impl Opts {
                         })?;
                     o.max_len = Some(n as usize);
                 }
-                "onProgress" => {
-                    o.on_progress = Some(
-                        value
-                            .dyn_into()
-                            .map_err(|_| Error::invalid("onProgress", "must be a function"))?,
-                    );
-                }
+                "onProgress" => o.on_progress = Some(progress_option(&value)?),
                 other => {
                     return Err(Error::invalid(
                         "options",

@@ -330,19 +330,12 @@ impl LoadOpts {
             match key.as_str() {
                 "device" => {
                     if !value.is_undefined() {
-                        let s = value
-                            .as_string()
-                            .ok_or_else(|| Error::invalid("device", "must be a string"))?;
-                        opts.device = DeviceChoice::parse(&s)?;
+                        opts.device = device_option(&value)?;
                     }
                 }
                 "onProgress" => {
                     if !value.is_undefined() {
-                        opts.on_progress = Some(
-                            value
-                                .dyn_into()
-                                .map_err(|_| Error::invalid("onProgress", "must be a function"))?,
-                        );
+                        opts.on_progress = Some(progress_option(&value)?);
                     }
                 }
                 other => {
@@ -368,6 +361,22 @@ impl LoadOpts {
             let _ = cb.call1(&JsValue::NULL, &ev);
         }
     }
+}
+
+/// The `device` load option: `"auto"`, `"webgpu"` or `"cpu"`.
+pub(crate) fn device_option(value: &JsValue) -> Result<DeviceChoice, Error> {
+    let s = value
+        .as_string()
+        .ok_or_else(|| Error::invalid("device", "must be a string"))?;
+    DeviceChoice::parse(&s)
+}
+
+/// The `onProgress` load option: a function.
+pub(crate) fn progress_option(value: &JsValue) -> Result<js_sys::Function, Error> {
+    value
+        .dyn_ref::<js_sys::Function>()
+        .cloned()
+        .ok_or_else(|| Error::invalid("onProgress", "must be a function"))
 }
 
 /// A query from a `Float32Array` (or another typed array) or an array of numbers.

@@ -107,8 +107,8 @@ pub struct GpuTable {
 /// The GPU backend for [`crate::model::Bert`].
 pub struct GpuNn {
     ctx: GpuContext,
-    /// One per [`Kernel::NN`] entry, in that order.
-    pipelines: Vec<wgpu::ComputePipeline>,
+    /// One per [`Kernel::NN`] entry, in that order, with its bind group layout.
+    pipelines: Vec<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
     pool: Rc<Pool>,
     /// Commands of the forward pass being recorded.
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
@@ -157,15 +157,18 @@ impl GpuNn {
                         label: Some(k.label()),
                         source: wgpu::ShaderSource::Wgsl(k.source().into()),
                     });
-                ctx.device
-                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(k.label()),
-                        layout: None,
-                        module: &module,
-                        entry_point: Some("main"),
-                        compilation_options: Default::default(),
-                        cache: None,
-                    })
+                let pipeline =
+                    ctx.device
+                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(k.label()),
+                            layout: None,
+                            module: &module,
+                            entry_point: Some("main"),
+                            compilation_options: Default::default(),
+                            cache: None,
+                        });
+                let layout = pipeline.get_bind_group_layout(0);
+                (pipeline, layout)
             })
             .collect();
         if let Some(e) = scope.pop().await {
@@ -303,7 +306,7 @@ impl GpuNn {
             .iter()
             .position(|&k| k == kernel)
             .expect("a Transformer kernel");
-        let pipeline = &self.pipelines[at];
+        let (pipeline, layout) = &self.pipelines[at];
         let uniform = self.transient(
             "params",
             bytemuck::cast_slice(params),
@@ -324,7 +327,7 @@ impl GpuNn {
         );
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.label()),
-            layout: &pipeline.get_bind_group_layout(0),
+            layout,
             entries: &entries,
         });
         let mut slot = self.encoder.borrow_mut();
