@@ -23,6 +23,84 @@ pub struct Manifest {
     #[serde(default)]
     pub categories: Vec<String>,
     pub shards: Vec<ShardEntry>,
+    /// The models of a recommender bundle (`shelfwise export`); absent in a plain catalogue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommender: Option<RecommenderFiles>,
+}
+
+/// A file of a bundle, checked like a shard: relative path, size and SHA-256.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl FileEntry {
+    /// The entry for `bytes` stored at `file`.
+    pub fn of(file: &str, bytes: &[u8]) -> FileEntry {
+        FileEntry {
+            file: file.into(),
+            sha256: sha256_hex(bytes),
+            bytes: bytes.len() as u64,
+        }
+    }
+
+    /// Checks `bytes` against this entry's size and SHA-256.
+    pub fn verify(&self, bytes: &[u8]) -> Result<()> {
+        Manifest::verify(
+            &ShardEntry {
+                file: self.file.clone(),
+                sha256: self.sha256.clone(),
+                bytes: self.bytes,
+                items: 0,
+                dtype: Dtype::F32,
+            },
+            bytes,
+        )
+    }
+}
+
+/// A model's files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// `config.json`.
+    pub config: FileEntry,
+    /// `*.safetensors`.
+    pub weights: FileEntry,
+    /// `tokenizer.json` (text encoders only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<FileEntry>,
+}
+
+/// What a bundle holds beyond the shards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommenderFiles {
+    /// Event types by token-type id; must equal `shelfwise::model::EVENT_TYPES`.
+    pub event_types: Vec<String>,
+    /// The interest model.
+    pub interest: ModelEntry,
+    /// The text encoder for search queries (with its tokenizer); absent for an id-only model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<ModelEntry>,
+    /// Display metadata for the items (`items.json`), for demos.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<FileEntry>,
+}
+
+impl RecommenderFiles {
+    /// Every file, in a fixed order.
+    pub fn files(&self) -> Vec<&FileEntry> {
+        let mut out = vec![&self.interest.config, &self.interest.weights];
+        if let Some(e) = &self.encoder {
+            out.extend([&e.config, &e.weights]);
+            out.extend(&e.tokenizer);
+        }
+        out.extend(&self.items);
+        out
+    }
 }
 
 /// One shard file in a [`Manifest`].
@@ -92,6 +170,25 @@ impl Manifest {
                     s.dtype.name(),
                     self.dtype.name()
                 ));
+            }
+        }
+        if let Some(r) = &self.recommender {
+            let types: Vec<&str> = r.event_types.iter().map(String::as_str).collect();
+            if types != crate::model::interest::EVENT_TYPES {
+                return bad(format!(
+                    "recommender.event_types is {types:?}, this version knows {:?}",
+                    crate::model::interest::EVENT_TYPES
+                ));
+            }
+            if let Some(e) = &r.encoder {
+                if e.tokenizer.is_none() {
+                    return bad("recommender.encoder has no tokenizer".into());
+                }
+            }
+            for f in r.files() {
+                if !is_safe_relative_path(&f.file) {
+                    return bad(format!("file `{}` is not a plain relative path", f.file));
+                }
             }
         }
         Ok(())

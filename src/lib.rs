@@ -29,6 +29,7 @@ pub mod error;
 pub mod index;
 pub mod model;
 pub mod rank;
+pub mod recommend;
 pub mod shard;
 pub mod synth;
 pub mod testing;

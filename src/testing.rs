@@ -431,10 +431,16 @@ pub fn random_bert_weights(
     }
     let embed_norm = norm();
     let final_norm = cfg.shelfwise.pre_ln.then(&mut norm);
+    let projection = cfg.shelfwise.output_dim.map(|o| linear(o, h));
     let mut rng = crate::synth::Rng::new(seed ^ 0xe3be);
     let mut table = |rows: usize| -> Vec<f32> { (0..rows * h).map(|_| rng.normal()).collect() };
+    let word = if cfg.shelfwise.external_inputs {
+        Vec::new()
+    } else {
+        table(cfg.vocab_size)
+    };
     crate::model::BertWeights {
-        word: table(cfg.vocab_size),
+        word,
         position: table(cfg.max_position_embeddings),
         token_type: table(cfg.type_vocab_size),
         embed_norm,
@@ -457,6 +463,7 @@ pub fn random_bert_weights(
             )
             .collect(),
         final_norm,
+        projection,
     }
 }
 

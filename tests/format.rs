@@ -289,6 +289,7 @@ fn manifest_for(files: &[(&str, &[u8], usize)]) -> Manifest {
                 dtype: Dtype::I8,
             })
             .collect(),
+        recommender: None,
     }
 }
 

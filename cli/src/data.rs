@@ -51,6 +51,69 @@ pub enum EventKind {
     Search,
     /// A rating, with `value`.
     Rate,
+    Favorite,
+}
+
+impl EventKind {
+    /// The name in events.jsonl (and in `shelfwise::model::EVENT_TYPES`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::View => "view",
+            EventKind::Click => "click",
+            EventKind::AddToCart => "add_to_cart",
+            EventKind::Purchase => "purchase",
+            EventKind::Search => "search",
+            EventKind::Rate => "rate",
+            EventKind::Favorite => "favorite",
+        }
+    }
+}
+
+impl Item {
+    /// Strings a shopper looking for this item might type: its title (without a trailing year or a moved
+    /// article, lower case) and its categories.
+    pub fn queries(&self) -> Vec<String> {
+        let mut title = self.title.trim();
+        if let Some(open) = title.rfind(" (") {
+            if title.ends_with(')') {
+                title = &title[..open];
+            }
+        }
+        for article in [
+            ", The", ", A", ", An", ", Les", ", La", ", Le", ", Il", ", Das",
+        ] {
+            if let Some(t) = title.strip_suffix(article) {
+                title = t;
+            }
+        }
+        let mut out = Vec::new();
+        if !title.is_empty() {
+            out.push(title.to_lowercase());
+        }
+        if !self.categories.is_empty() {
+            out.push(self.categories.join(" ").to_lowercase());
+        }
+        out
+    }
+
+    /// What the text encoder reads for this item: title, categories, then any description.
+    pub fn text(&self) -> String {
+        let mut t = self.title.trim().to_string();
+        if !self.categories.is_empty() {
+            t.push_str(". ");
+            t.push_str(&self.categories.join(", "));
+        }
+        if let Some(x) = self
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+        {
+            t.push_str(". ");
+            t.push_str(x);
+        }
+        t
+    }
 }
 
 /// One event of a session (or of a user, when sessions are users).
@@ -152,23 +215,36 @@ fn read_jsonl<T: for<'de> Deserialize<'de>>(
     Ok((out, skipped))
 }
 
+/// Reads `catalog.jsonl` alone (no line may be bad), with the same checks as [`Dataset::load`].
+pub fn read_catalog(catalog: &Path) -> Result<Vec<Item>> {
+    let (items, _, _) = read_items(catalog, false)?;
+    Ok(items.into_iter().map(|(_, i)| i).collect())
+}
+
+type Items = (Vec<(usize, Item)>, usize, HashMap<String, usize>);
+
+fn read_items(catalog: &Path, skip_bad: bool) -> Result<Items> {
+    let (items, skipped) = read_jsonl::<Item>(catalog, skip_bad, Item::check)?;
+    if items.is_empty() {
+        bail!("{}: the catalogue has no items", catalog.display());
+    }
+    let mut index = HashMap::with_capacity(items.len());
+    for (row, (line, item)) in items.iter().enumerate() {
+        if index.insert(item.id.clone(), row).is_some() {
+            bail!(
+                "{}:{line}: duplicate item id `{}`",
+                catalog.display(),
+                item.id
+            );
+        }
+    }
+    Ok((items, skipped, index))
+}
+
 impl Dataset {
     /// Reads and cross-checks `catalog.jsonl` and `events.jsonl`.
     pub fn load(catalog: &Path, events_path: &Path, skip_bad: bool) -> Result<Dataset> {
-        let (items, skipped_items) = read_jsonl::<Item>(catalog, skip_bad, Item::check)?;
-        if items.is_empty() {
-            bail!("{}: the catalogue has no items", catalog.display());
-        }
-        let mut index = HashMap::with_capacity(items.len());
-        for (row, (line, item)) in items.iter().enumerate() {
-            if index.insert(item.id.clone(), row).is_some() {
-                bail!(
-                    "{}:{line}: duplicate item id `{}`",
-                    catalog.display(),
-                    item.id
-                );
-            }
-        }
+        let (items, skipped_items, index) = read_items(catalog, skip_bad)?;
         let (events, skipped_events) = read_jsonl::<Event>(events_path, skip_bad, Event::check)?;
         for (line, e) in &events {
             if let Some(id) = &e.item {

@@ -16,10 +16,13 @@ use std::collections::HashMap;
 
 use crate::data::{Dataset, Event};
 
-/// One event of a session: its item as a catalogue row (`None` for a search).
+/// One event of a session: its item as a catalogue row (`None` for a search), its type (an index into
+/// `shelfwise::model::EVENT_TYPES`) and, for a search, its query (an index into [`Split::queries`]).
 #[derive(Clone, Debug)]
 pub struct SeqEvent {
     pub item: Option<u32>,
+    pub kind: u32,
+    pub query: Option<u32>,
 }
 
 /// Sessions as time-ordered event lists, and the evaluation cases cut from them.
@@ -29,6 +32,12 @@ pub struct Split {
     pub sessions: Vec<Vec<SeqEvent>>,
     /// Per session: the events that are training data (a prefix of the session).
     pub train_len: Vec<usize>,
+    /// The training sequences: each session's training prefix, less withheld items' events.
+    train_seqs: Vec<Vec<SeqEvent>>,
+    /// Items withheld from training (the cold-start split); all false normally.
+    pub cold: Vec<bool>,
+    /// The distinct query texts of search events.
+    pub queries: Vec<String>,
     pub valid: Vec<Case>,
     pub test: Vec<Case>,
 }
@@ -58,6 +67,8 @@ impl Split {
             });
             raw[s].push(e);
         }
+        let mut queries: Vec<String> = Vec::new();
+        let mut query_ids: HashMap<&str, u32> = HashMap::new();
         let mut sessions = Vec::with_capacity(raw.len());
         let (mut train_len, mut valid, mut test) = (Vec::new(), Vec::new(), Vec::new());
         for (s, mut evs) in raw.into_iter().enumerate() {
@@ -67,6 +78,13 @@ impl Split {
                 .iter()
                 .map(|e| SeqEvent {
                     item: e.item.as_ref().and_then(|i| row.get(i.as_str()).copied()),
+                    kind: shelfwise::model::interest::event_type(e.kind.name()).unwrap_or(0),
+                    query: e.query.as_deref().map(|q| {
+                        *query_ids.entry(q).or_insert_with(|| {
+                            queries.push(q.to_string());
+                            queries.len() as u32 - 1
+                        })
+                    }),
                 })
                 .collect();
             let item_at: Vec<usize> = seq
@@ -93,13 +111,55 @@ impl Split {
             }
             sessions.push(seq);
         }
-        Split {
+        let mut split = Split {
             items: d.items.len(),
+            train_seqs: Vec::new(),
+            cold: vec![false; d.items.len()],
             sessions,
             train_len,
+            queries,
             valid,
             test,
+        };
+        split.cut_training();
+        split
+    }
+
+    fn cut_training(&mut self) {
+        let cold = &self.cold;
+        self.train_seqs = self
+            .sessions
+            .iter()
+            .zip(&self.train_len)
+            .map(|(s, &n)| {
+                s[..n]
+                    .iter()
+                    .filter(|e| e.item.is_none_or(|i| !cold[i as usize]))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+    }
+
+    /// The cold-start split: withholds a seeded `fraction` of the catalogue from training entirely (their
+    /// events leave the training sequences). Evaluation inputs keep them, as a store would see them.
+    pub fn withhold(&mut self, fraction: f64, seed: u64) {
+        let mut rng = shelfwise::synth::Rng::new(seed);
+        let mut rows: Vec<usize> = (0..self.items).collect();
+        for i in (1..rows.len()).rev() {
+            rows.swap(i, rng.below(i as u64 + 1) as usize);
         }
+        let n = (self.items as f64 * fraction).round() as usize;
+        self.cold = vec![false; self.items];
+        for &r in &rows[..n.min(self.items)] {
+            self.cold[r] = true;
+        }
+        self.cut_training();
+    }
+
+    /// Test cases whose target was withheld, and the rest.
+    pub fn cold_and_warm(&self) -> (Vec<Case>, Vec<Case>) {
+        self.test.iter().partition(|c| self.cold[c.target as usize])
     }
 
     /// The input events of `c`.
@@ -107,12 +167,9 @@ impl Split {
         &self.sessions[c.session][..c.at]
     }
 
-    /// Training sequences: each session's training prefix.
+    /// Training sequences: each session's training prefix, without withheld items.
     pub fn train(&self) -> impl Iterator<Item = &[SeqEvent]> {
-        self.sessions
-            .iter()
-            .zip(&self.train_len)
-            .map(|(s, &n)| &s[..n])
+        self.train_seqs.iter().map(Vec::as_slice)
     }
 }
 
@@ -320,10 +377,21 @@ mod tests {
     fn split(sessions: Vec<Vec<u32>>, items: usize) -> Split {
         let sessions: Vec<Vec<SeqEvent>> = sessions
             .into_iter()
-            .map(|s| s.into_iter().map(|i| SeqEvent { item: Some(i) }).collect())
+            .map(|s| {
+                s.into_iter()
+                    .map(|i| SeqEvent {
+                        item: Some(i),
+                        kind: 0,
+                        query: None,
+                    })
+                    .collect()
+            })
             .collect();
         let mut out = Split {
             items,
+            train_seqs: Vec::new(),
+            cold: vec![false; items],
+            queries: Vec::new(),
             train_len: Vec::new(),
             valid: Vec::new(),
             test: Vec::new(),
@@ -339,6 +407,7 @@ mod tests {
             out.train_len.push(n - 2);
             out.sessions.push(seq);
         }
+        out.cut_training();
         out
     }
 

@@ -8,10 +8,13 @@
 //! - `train` trains the interest model (candle), keeping the best epoch on validation NDCG@10.
 
 mod data;
+mod distill;
 mod eval;
+mod export;
+mod report;
 mod train;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -100,13 +103,21 @@ enum Command {
         /// own engine (repeatable).
         #[arg(long = "model")]
         models: Vec<PathBuf>,
+        /// The text encoder the models were trained with (needed only when the events hold searches).
+        #[arg(long)]
+        encoder: Option<PathBuf>,
+        #[command(flatten)]
+        cold: ColdArgs,
+        /// Also write a self-contained HTML report (metrics, HR@K curves, training curves, cold start).
+        #[arg(long)]
+        report: Option<PathBuf>,
         /// Skip malformed lines (with a count) instead of failing.
         #[arg(long)]
         skip_bad: bool,
     },
-    /// Trains the interest model (id-only for now) on catalog.jsonl + events.jsonl with candle on the CPU,
-    /// stops early on validation NDCG@10, reports the test split once, and writes config.json and
-    /// model.safetensors in the engine's format.
+    /// Trains the interest model on catalog.jsonl + events.jsonl with candle on the CPU, stops early on
+    /// validation NDCG@10, reports the test split once, and writes config.json, model.safetensors and
+    /// items.safetensors in the engine's format, with train.json (the settings and per-epoch history).
     Train {
         #[arg(long)]
         catalog: PathBuf,
@@ -117,9 +128,49 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         config: train::TrainConfig,
+        #[command(flatten)]
+        cold: ColdArgs,
         /// Skip malformed lines (with a count) instead of failing.
         #[arg(long)]
         skip_bad: bool,
+    },
+    /// Distils a compact text encoder (pruned vocabulary, a few MB) from a teacher such as
+    /// all-MiniLM-L6-v2 on a catalogue's text, and reports its agreement with the teacher on held-out text.
+    Distill {
+        /// The teacher's folder (config.json, model.safetensors, tokenizer.json).
+        #[arg(long)]
+        teacher: PathBuf,
+        #[arg(long)]
+        catalog: PathBuf,
+        /// Output folder: config.json, model.safetensors (F16), tokenizer.json, distill.json.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        config: distill::DistillConfig,
+    },
+    /// Writes the bundle the browser loads: manifest.json, the item shard(s), the interest model, the text
+    /// encoder with its tokenizer, and items.json (display metadata).
+    Export {
+        #[command(flatten)]
+        args: export::ExportArgs,
+    },
+    /// Recommends for a session from a bundle, natively, through the same pipeline the browser runs.
+    Recommend {
+        /// A bundle folder (`shelfwise export`).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// An event, oldest first: `TYPE:ITEM_ID` (view, click, add_to_cart, purchase, favorite, rate) or
+        /// `search:QUERY` (repeatable).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// auto, cpu or gpu.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Also recommend items the session already interacted with.
+        #[arg(long)]
+        keep_seen: bool,
     },
     /// Embeds texts with a BERT-family model and writes them, with their vectors, as JSON.
     Embed {
@@ -227,20 +278,77 @@ fn main() -> Result<()> {
             out,
         }),
         Command::Data { command } => data_cmd(command),
+        Command::Export { args } => {
+            let m = export::export(&args)?;
+            let bytes: u64 = m.shards.iter().map(|s| s.bytes).sum::<u64>()
+                + m.recommender
+                    .as_ref()
+                    .map_or(0, |r| r.files().iter().map(|f| f.bytes).sum());
+            println!(
+                "wrote a bundle of {} items ({}, d = {}) to {}: {bytes} bytes in all",
+                m.item_count,
+                m.dtype.name(),
+                m.dim,
+                args.out.display()
+            );
+            Ok(())
+        }
+        Command::Recommend {
+            bundle,
+            events,
+            k,
+            device,
+            keep_seen,
+        } => recommend_cmd(&bundle, &events, k, &device, keep_seen),
+        Command::Distill {
+            teacher,
+            catalog,
+            out,
+            config,
+        } => {
+            let items = data::read_catalog(&catalog)?;
+            let s = distill::distill(&teacher, &items, &out, &config, |l| eprintln!("{l}"))?;
+            println!(
+                "wrote {} ({} bytes, {} tokens) in {:.0} s; mean cosine with the teacher on held-out text: \
+                 item texts {:.4}, item queries {:.4}, word pairs {:.4} (training strings {:.4})",
+                out.display(),
+                s.bytes,
+                s.vocab,
+                s.seconds,
+                s.cosine_items,
+                s.cosine_queries,
+                s.cosine_pairs,
+                s.cosine_train
+            );
+            Ok(())
+        }
         Command::Train {
             catalog,
             events,
             out,
             config,
+            cold,
             skip_bad,
-        } => train_cmd(&catalog, &events, &out, &config, skip_bad),
+        } => train_cmd(&catalog, &events, &out, &config, &cold, skip_bad),
         Command::Eval {
             catalog,
             events,
             split,
             models,
+            encoder,
+            cold,
+            report,
             skip_bad,
-        } => eval_cmd(&catalog, &events, &split, &models, skip_bad),
+        } => eval_cmd(EvalArgs {
+            catalog: &catalog,
+            events: &events,
+            which: &split,
+            models: &models,
+            encoder: encoder.as_deref(),
+            cold,
+            report: report.as_deref(),
+            skip_bad,
+        }),
         Command::Embed {
             model,
             input,
@@ -294,42 +402,84 @@ fn data_cmd(command: DataCommand) -> Result<()> {
     Ok(())
 }
 
+/// The cold-start split's flags (shared by `train` and `eval`, which must agree).
+#[derive(Clone, Copy, Debug, clap::Args, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ColdArgs {
+    /// Withhold this share of the catalogue (seeded) from training entirely: the cold-start split.
+    #[arg(long, default_value_t = 0.0)]
+    pub cold: f64,
+    #[arg(long, default_value_t = 11)]
+    pub cold_seed: u64,
+}
+
+impl ColdArgs {
+    fn apply(&self, split: &mut eval::Split) -> Result<()> {
+        if !(0.0..1.0).contains(&self.cold) {
+            bail!("--cold must be in [0, 1)");
+        }
+        if self.cold > 0.0 {
+            split.withhold(self.cold, self.cold_seed);
+        }
+        Ok(())
+    }
+}
+
+/// What `shelfwise train` records next to the model (`train.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TrainRecord {
+    config: serde_json::Value,
+    cold: ColdArgs,
+    history: Vec<(usize, f64, f64, f64)>,
+    seconds: f64,
+}
+
 fn train_cmd(
     catalog: &Path,
     events: &Path,
     out: &Path,
     c: &train::TrainConfig,
+    cold: &ColdArgs,
     skip_bad: bool,
 ) -> Result<()> {
-    if c.dim == 0
-        || c.heads == 0
-        || !c.dim.is_multiple_of(c.heads)
-        || c.layers == 0
-        || c.max_len < 2
-    {
-        bail!("--dim must be a positive multiple of --heads, --layers at least 1, --max-len at least 2");
-    }
-    if !(0.0..1.0).contains(&c.dropout) || c.lr <= 0.0 || c.batch == 0 || c.max_epochs == 0 {
-        bail!("--dropout must be in [0, 1), --lr positive, --batch and --max-epochs at least 1");
-    }
+    c.check()?;
     let d = data::Dataset::load(catalog, events, skip_bad)?;
-    let split = eval::Split::leave_one_out(&d);
+    let mut split = eval::Split::leave_one_out(&d);
+    cold.apply(&mut split)?;
     if split.valid.is_empty() {
         bail!("no session has three item events: nothing to validate on");
     }
+    let t0 = std::time::Instant::now();
+    let text = match (&c.encoder, c.items) {
+        (Some(e), m) if m != train::ItemVectors::Id => {
+            let t = train::encode_texts(e, &d.items, &split)?;
+            eprintln!(
+                "encoded {} item texts and {} queries with {} in {:.1} s",
+                d.items.len(),
+                t.queries.len() / t.dim,
+                e.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            Some(t)
+        }
+        _ => None,
+    };
     eprintln!(
-        "training on {} sessions, {} items: d = {}, {} layers, {} heads, last {} events, dropout {}, lr {}",
+        "training on {} sessions, {} items ({} withheld): items {:?}, d = {}, {} layers, {} heads, last {} events, \
+         dropout {}, id-dropout {}, search rate {}, lr {}",
         split.sessions.len(),
         split.items,
+        split.cold.iter().filter(|&&c| c).count(),
+        c.items,
         c.dim,
         c.layers,
         c.heads,
         c.max_len,
         c.dropout,
+        c.id_dropout,
+        c.search_rate,
         c.lr
     );
-    let t0 = std::time::Instant::now();
-    let (model, history) = train::train(&split, c, |e| {
+    let (model, history) = train::train(&split, c, text.as_ref(), |e| {
         eprintln!(
             "epoch {:>3}  loss {:.4}  valid NDCG@10 {:.4}  ({:.1} s)",
             e.epoch, e.loss, e.valid_ndcg10, e.seconds
@@ -339,37 +489,54 @@ fn train_cmd(
         .iter()
         .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
         .map_or(0.0, |e| e.valid_ndcg10);
+    let seconds = t0.elapsed().as_secs_f64();
     let trained = train::Trained {
         model: &model,
         max_len: c.max_len,
-        name: "interest (id only)".into(),
+        name: "interest".into(),
     };
     let test = trained.evaluate(&split, &split.test)?;
     println!(
-        "trained in {:.0} s; best valid NDCG@10 {best:.4}; test: HR@10 {:.4}, HR@20 {:.4}, NDCG@10 {:.4}, NDCG@20 {:.4}, MRR@10 {:.4}",
-        t0.elapsed().as_secs_f64(),
+        "trained in {seconds:.0} s; best valid NDCG@10 {best:.4}; test: HR@10 {:.4}, HR@20 {:.4}, NDCG@10 {:.4}, NDCG@20 {:.4}, MRR@10 {:.4}",
         test.hr10,
         test.hr20,
         test.ndcg10,
         test.ndcg20,
         test.mrr10
     );
-    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let cfg = train::engine_config(c, split.items)?;
+    if cold.cold > 0.0 {
+        let (cold_cases, warm_cases) = split.cold_and_warm();
+        let (cm, wm) = (
+            trained.evaluate(&split, &cold_cases)?,
+            trained.evaluate(&split, &warm_cases)?,
+        );
+        println!(
+            "cold targets ({}): HR@10 {:.4}, NDCG@10 {:.4}; warm targets ({}): HR@10 {:.4}, NDCG@10 {:.4}",
+            cm.cases, cm.hr10, cm.ndcg10, wm.cases, wm.hr10, wm.ndcg10
+        );
+    }
+    model.save(out)?;
+    let ids: Vec<String> = d.items.iter().map(|i| i.id.clone()).collect();
     fs::write(
-        out.join("config.json"),
-        serde_json::to_vec_pretty(&cfg_json(&cfg))?,
+        out.join("parity.json"),
+        serde_json::to_vec(&train::parity_cases(&model, &split, &ids, c.max_len, 100)?)?,
     )?;
-    fs::write(
-        out.join("model.safetensors"),
-        model.weights()?.to_safetensors(),
-    )?;
+    let record = TrainRecord {
+        config: serde_json::to_value(c)?,
+        cold: *cold,
+        history: history
+            .iter()
+            .map(|e| (e.epoch, e.loss, e.valid_ndcg10, e.seconds))
+            .collect(),
+        seconds,
+    };
+    fs::write(out.join("train.json"), serde_json::to_vec_pretty(&record)?)?;
     Ok(())
 }
 
 /// `config.json` for an engine config.
-fn cfg_json(c: &shelfwise::model::ModelConfig) -> serde_json::Value {
-    serde_json::json!({
+pub(crate) fn cfg_json(c: &shelfwise::model::ModelConfig) -> serde_json::Value {
+    let mut j = serde_json::json!({
         "vocab_size": c.vocab_size,
         "hidden_size": c.hidden_size,
         "num_hidden_layers": c.num_hidden_layers,
@@ -388,22 +555,33 @@ fn cfg_json(c: &shelfwise::model::ModelConfig) -> serde_json::Value {
                 shelfwise::model::Pooling::Last => "last",
             },
             "normalize": c.shelfwise.normalize,
+            "external_inputs": c.shelfwise.external_inputs,
         }
-    })
+    });
+    if let Some(o) = c.shelfwise.output_dim {
+        j["shelfwise"]["output_dim"] = o.into();
+    }
+    j
 }
 
-fn eval_cmd(
-    catalog: &Path,
-    events: &Path,
-    which: &str,
-    models: &[PathBuf],
+struct EvalArgs<'a> {
+    catalog: &'a Path,
+    events: &'a Path,
+    which: &'a str,
+    models: &'a [PathBuf],
+    encoder: Option<&'a Path>,
+    cold: ColdArgs,
+    report: Option<&'a Path>,
     skip_bad: bool,
-) -> Result<()> {
-    let d = data::Dataset::load(catalog, events, skip_bad)?;
-    let split = eval::Split::leave_one_out(&d);
-    let cases = match which {
-        "test" => &split.test,
-        "valid" => &split.valid,
+}
+
+fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
+    let d = data::Dataset::load(a.catalog, a.events, a.skip_bad)?;
+    let mut split = eval::Split::leave_one_out(&d);
+    a.cold.apply(&mut split)?;
+    let cases = match a.which {
+        "test" => split.test.clone(),
+        "valid" => split.valid.clone(),
         other => bail!("--split must be test or valid, not `{other}`"),
     };
     if cases.is_empty() {
@@ -413,21 +591,54 @@ fn eval_cmd(
         Box::new(eval::MostPopular::fit(&split)),
         Box::new(eval::Markov::fit(&split, 5)),
     ];
-    for m in models {
+    let mut curves = Vec::new();
+    for m in a.models {
+        // train.json holds the curves and the split the model was trained on; a model folder written
+        // another way has none.
+        let record: Option<TrainRecord> = match fs::read(m.join("train.json")) {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{}: train.json is not shelfwise's", m.display()))?,
+            ),
+            Err(_) => None,
+        };
+        if let Some(r) = record.as_ref().filter(|r| r.cold != a.cold) {
+            bail!(
+                "{} was trained with --cold {} --cold-seed {}; evaluate it with the same split",
+                m.display(),
+                r.cold.cold,
+                r.cold.cold_seed
+            );
+        }
+        let name = m.file_name().map_or_else(
+            || m.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let all: Vec<eval::Case> = split.valid.iter().chain(&split.test).copied().collect();
-        scorers.push(Box::new(train::engine_scores(m, &split, &all)?));
+        let mut scores = train::engine_scores(m, a.encoder, &split, &all)?;
+        scores.name = format!("shelfwise: {name}");
+        if let Some(r) = &record {
+            curves.push(report::Curve {
+                name: scores.name.clone(),
+                epochs: r.history.iter().map(|h| (h.0, h.1, h.2)).collect(),
+            });
+        }
+        scorers.push(Box::new(scores));
     }
-    println!(
-        "{} items, {} sessions, {} {which} cases; full ranking, history masked, ties count against the target\n",
+    let header = format!(
+        "{} items, {} sessions, {} {} cases; full ranking, history masked, ties count against the target",
         split.items,
         split.sessions.len(),
-        cases.len()
+        cases.len(),
+        a.which
     );
+    println!("{header}\n");
     println!("| model | HR@10 | HR@20 | NDCG@10 | NDCG@20 | MRR@10 | HR@10, 100 sampled negatives (papers only) |");
     println!("|---|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
     for s in &scorers {
-        let m = eval::evaluate(s.as_ref(), &split, cases, eval::Protocol::Full);
-        let sampled = eval::evaluate(s.as_ref(), &split, cases, eval::Protocol::Sampled(100));
+        let m = eval::evaluate(s.as_ref(), &split, &cases, eval::Protocol::Full);
+        let sampled = eval::evaluate(s.as_ref(), &split, &cases, eval::Protocol::Sampled(100));
         println!(
             "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
             s.name(),
@@ -438,6 +649,160 @@ fn eval_cmd(
             m.mrr10,
             sampled.hr10
         );
+        rows.push(report::ModelRow {
+            name: s.name(),
+            hr10: m.hr10,
+            hr20: m.hr20,
+            ndcg10: m.ndcg10,
+            ndcg20: m.ndcg20,
+            mrr10: m.mrr10,
+            cases: m.cases,
+            hr_curve: m.hr_curve.clone(),
+            sampled_hr10: Some(sampled.hr10),
+        });
+    }
+    let mut cold_rows = Vec::new();
+    if a.cold.cold > 0.0 {
+        let (cold, warm): (Vec<eval::Case>, Vec<eval::Case>) =
+            cases.iter().partition(|c| split.cold[c.target as usize]);
+        println!(
+            "\ncold start: {} of {} items withheld from training (seed {}); {} cases have a withheld target\n",
+            split.cold.iter().filter(|&&c| c).count(),
+            split.items,
+            a.cold.cold_seed,
+            cold.len()
+        );
+        println!(
+            "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | cold / warm HR@10 |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for s in &scorers {
+            let c = eval::evaluate(s.as_ref(), &split, &cold, eval::Protocol::Full);
+            let w = eval::evaluate(s.as_ref(), &split, &warm, eval::Protocol::Full);
+            println!(
+                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.2} |",
+                s.name(),
+                c.hr10,
+                c.ndcg10,
+                w.hr10,
+                w.ndcg10,
+                c.hr10 / w.hr10
+            );
+            cold_rows.push(report::ColdRow {
+                name: s.name(),
+                cold_cases: c.cases,
+                cold_hr10: c.hr10,
+                cold_ndcg10: c.ndcg10,
+                warm_cases: w.cases,
+                warm_hr10: w.hr10,
+                warm_ndcg10: w.ndcg10,
+            });
+        }
+    }
+    if let Some(path) = a.report {
+        let html = report::render(&report::Report {
+            title: format!("shelfwise evaluation: {}", a.events.display()),
+            notes: vec![
+                header,
+                "Leave-one-out: the last item event of each session is the test target, the one before it \
+                 the validation target; models were tuned on validation only."
+                    .into(),
+                format!("Command: shelfwise {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
+            ],
+            split: a.which.to_string(),
+            rows,
+            curves,
+            cold: cold_rows,
+        })?;
+        fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn recommend_cmd(
+    bundle: &Path,
+    events: &[String],
+    k: usize,
+    device: &str,
+    keep_seen: bool,
+) -> Result<()> {
+    use shelfwise::recommend::{Reason, Recommender, SessionEvent};
+    let session: Vec<SessionEvent> = events
+        .iter()
+        .map(|e| match e.split_once(':') {
+            Some(("search", q)) => Ok(SessionEvent::Search { query: q.into() }),
+            Some((kind, id)) => Ok(SessionEvent::Item {
+                kind: kind.into(),
+                id: id.into(),
+            }),
+            None => bail!("--event `{e}` is not TYPE:ITEM_ID or search:QUERY"),
+        })
+        .collect::<Result<_>>()?;
+    let manifest = fs::read(bundle.join("manifest.json"))
+        .with_context(|| format!("reading {}", bundle.join("manifest.json").display()))?;
+    let t0 = std::time::Instant::now();
+    let rec = pollster::block_on(Recommender::load(
+        &manifest,
+        |f| {
+            fs::read(bundle.join(f)).map_err(|e| shelfwise::Error::Fetch {
+                url: f.to_string(),
+                reason: e.to_string(),
+            })
+        },
+        shelfwise::DeviceChoice::parse(device)?,
+    ))?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let titles: HashMap<String, String> = match &rec.files().items {
+        Some(f) => {
+            let v: Vec<serde_json::Value> =
+                serde_json::from_slice(&fs::read(bundle.join(&f.file))?)?;
+            v.into_iter()
+                .filter_map(|i| {
+                    Some((
+                        i["id"].as_str()?.to_string(),
+                        i["title"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        }
+        None => HashMap::new(),
+    };
+    let title = |id: &str| titles.get(id).cloned().unwrap_or_else(|| id.to_string());
+    let exclude = if keep_seen {
+        Vec::new()
+    } else {
+        session
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Item { id, .. } => Some(id.clone()),
+                SessionEvent::Search { .. } => None,
+            })
+            .collect()
+    };
+    let t1 = std::time::Instant::now();
+    let out = pollster::block_on(rec.recommend(
+        &session,
+        &shelfwise::SearchOptions {
+            k,
+            exclude,
+            ..Default::default()
+        },
+    ))?;
+    println!(
+        "{} items; model on {:?}, ranking on {:?}; loaded in {load_ms:.0} ms, recommended in {:.1} ms",
+        rec.catalog().len(),
+        rec.model_backend(),
+        rec.rank_backend(),
+        t1.elapsed().as_secs_f64() * 1e3
+    );
+    for (i, r) in out.iter().enumerate() {
+        let why = match &r.reason {
+            Reason::Item { kind, id } => format!("because of {kind} of {}", title(id)),
+            Reason::Query { query } => format!("because you searched \"{query}\""),
+            Reason::Popular => "popular".into(),
+        };
+        println!("{:>3}. {:<50} {:>8.4}  {why}", i + 1, title(&r.id), r.score);
     }
     Ok(())
 }
@@ -745,6 +1110,7 @@ fn shard_cmd(args: &ShardArgs) -> Result<()> {
         item_count: kept.len(),
         categories: order,
         shards: entries,
+        recommender: None,
     };
     manifest.validate()?;
     fs::write(

@@ -1,28 +1,65 @@
 //! Training the interest model with candle (CPU, autodiff).
 //!
-//! The network is shelfwise's engine network in its causal pre-LN form (`model::Bert` with
-//! `pre_ln: true, causal: true, pooling: "last"`), written here a second time in candle ops over the very
-//! same tensors (Hugging Face names, `BertWeights` layout). The word table is the item table: an event's
-//! input is its item's vector, and a next-item score is the dot product of the interest vector (the output
-//! at the last position) with an item vector, which is what the ranking engine computes from a shard.
-//! Training minimises full-softmax cross-entropy of every next item in every training window.
+//! The network is shelfwise's engine network in its interest-model form ([`shelfwise::model::interest`]:
+//! causal, pre-LN, `last` pooling, external inputs), written here a second time in candle ops over the very
+//! same tensors (Hugging Face names, `BertWeights` layout). The two are checked against each other in the
+//! tests below.
+//!
+//! Item vectors (one table, used for inputs and outputs alike):
+//! - `id`: a learned embedding per item (SASRec's item table);
+//! - `text`: the item's text vector from the text encoder, times the learned `query_projection`, so an
+//!   item never seen in training still has a vector;
+//! - `text-id`: both summed. In every training batch each item's id part is dropped with probability
+//!   `id_dropout`, so the text part alone must rank well; items that never occur in training keep only
+//!   their text part.
+//!
+//! A search event's input is its query's text vector times the same projection. The data rarely has
+//! searches, so training replaces a share (`search_rate`) of input item events with a search for a string
+//! made from that item ([`crate::data::Item::queries`]), typed `search`: the model learns what a query
+//! says about the next item.
+//!
+//! The loss is full-softmax cross-entropy of every next item over the whole catalogue. For catalogues far
+//! larger than MovieLens' 1,682 items, the same logits would be computed against the target plus a
+//! sampled set of negatives, with the log of each item's sampling probability subtracted (sampled softmax
+//! with a log-Q correction); this is documented in EVALUATION.md, not implemented.
 //!
 //! Reproducible: weights are initialised and dropout masks drawn from shelfwise's seeded generator
 //! (candle's CPU generator cannot be seeded), and every step runs in a fixed order.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
-use candle_core::{Device, Tensor, Var, D};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use shelfwise::model::interest::{EVENT_TYPES, QUERY_PROJECTION, SEARCH};
 use shelfwise::model::{BertWeights, ModelConfig};
 use shelfwise::synth::Rng;
 
+use crate::data::Item;
 use crate::eval::{self, Case, Scorer, SeqEvent, Split};
 
+/// How item vectors are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemVectors {
+    /// A learned vector per item id only (SASRec-style).
+    Id,
+    /// The item's text vector, projected; no per-item parameters.
+    Text,
+    /// Text plus a learned id vector, with id-dropout.
+    TextId,
+}
+
 /// What `shelfwise train` can set (each field is also its command-line flag).
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args, serde::Serialize)]
 pub struct TrainConfig {
+    /// How item vectors are made.
+    #[arg(long, value_enum, default_value_t = ItemVectors::TextId)]
+    pub items: ItemVectors,
+    /// Text encoder folder (config.json, model.safetensors, tokenizer.json), for `text` and `text-id`.
+    #[arg(long)]
+    pub encoder: Option<PathBuf>,
     /// Width of item vectors and of the model.
     #[arg(long, default_value_t = 64)]
     pub dim: usize,
@@ -33,9 +70,15 @@ pub struct TrainConfig {
     /// Events the model sees (the most recent ones).
     #[arg(long, default_value_t = 50)]
     pub max_len: usize,
-    /// Chosen on validation NDCG@10 (0.5: 0.1117; 0.2: 0.1040 on MovieLens-100k).
+    /// Dropout on embeddings and residual branches.
     #[arg(long, default_value_t = 0.5)]
     pub dropout: f32,
+    /// Probability that an item's id vector is left out of a training batch (`text-id`).
+    #[arg(long, default_value_t = 0.5)]
+    pub id_dropout: f32,
+    /// Share of input item events turned into a search for that item (`text`, `text-id`).
+    #[arg(long, default_value_t = 0.1)]
+    pub search_rate: f32,
     #[arg(long, default_value_t = 5e-3)]
     pub lr: f64,
     #[arg(long, default_value_t = 0.0)]
@@ -64,77 +107,362 @@ impl Default for TrainConfig {
     }
 }
 
-/// The engine config for a trained interest model over `items` items.
-pub fn engine_config(c: &TrainConfig, items: usize) -> Result<ModelConfig> {
+impl TrainConfig {
+    pub fn check(&self) -> Result<()> {
+        if self.dim == 0
+            || self.heads == 0
+            || !self.dim.is_multiple_of(self.heads)
+            || self.layers == 0
+            || self.max_len < 2
+        {
+            bail!("--dim must be a positive multiple of --heads, --layers at least 1, --max-len at least 2");
+        }
+        for (name, p) in [
+            ("--dropout", self.dropout),
+            ("--id-dropout", self.id_dropout),
+            ("--search-rate", self.search_rate),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                bail!("{name} must be in [0, 1)");
+            }
+        }
+        if self.lr <= 0.0 || self.batch == 0 || self.max_epochs == 0 {
+            bail!("--lr must be positive, --batch and --max-epochs at least 1");
+        }
+        if self.items != ItemVectors::Id && self.encoder.is_none() {
+            bail!("--items text and text-id need --encoder (a text encoder folder)");
+        }
+        Ok(())
+    }
+}
+
+/// The engine config of an interest model.
+pub fn engine_config(c: &TrainConfig) -> Result<ModelConfig> {
     let json = serde_json::json!({
-        "vocab_size": items,
+        "vocab_size": 1,
         "hidden_size": c.dim,
         "num_hidden_layers": c.layers,
         "num_attention_heads": c.heads,
         "intermediate_size": 4 * c.dim,
         "hidden_act": "gelu",
         "max_position_embeddings": c.max_len,
-        "type_vocab_size": 1,
+        "type_vocab_size": EVENT_TYPES.len(),
         "layer_norm_eps": 1e-12,
-        "shelfwise": {"pre_ln": true, "causal": true, "pooling": "last", "normalize": false}
+        "shelfwise": {"pre_ln": true, "causal": true, "pooling": "last", "normalize": false,
+                      "external_inputs": true}
     });
     Ok(ModelConfig::from_json(json.to_string().as_bytes())?)
 }
 
-/// The interest model's parameters as candle variables, keyed by their Hugging Face names.
+/// Text vectors for the catalogue and for query strings, from a text encoder.
+pub struct TextInputs {
+    pub dim: usize,
+    /// `[items, dim]`.
+    pub items: Vec<f32>,
+    /// `[queries, dim]`: the data's search queries ([`Split::queries`], same order), then the strings
+    /// training searches for.
+    pub queries: Vec<f32>,
+    /// Per item, its training search strings (rows of `queries`).
+    pub item_queries: Vec<Vec<u32>>,
+}
+
+/// Encodes every item's text, the data's queries and each item's training search strings with the
+/// encoder in `dir`, on the CPU.
+pub fn encode_texts(dir: &Path, items: &[Item], split: &Split) -> Result<TextInputs> {
+    let enc = load_encoder(dir)?;
+    let texts: Vec<String> = items.iter().map(Item::text).collect();
+    let mut queries: Vec<String> = split.queries.clone();
+    let mut index: HashMap<String, u32> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (q.clone(), i as u32))
+        .collect();
+    let item_queries = items
+        .iter()
+        .map(|it| {
+            it.queries()
+                .into_iter()
+                .map(|q| {
+                    *index.entry(q.clone()).or_insert_with(|| {
+                        queries.push(q);
+                        queries.len() as u32 - 1
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    Ok(TextInputs {
+        dim: enc.dim(),
+        items: embed_all(&enc, &texts)?,
+        queries: embed_all(&enc, &queries)?,
+        item_queries,
+    })
+}
+
+pub fn load_encoder(dir: &Path) -> Result<shelfwise::model::Embedder> {
+    let read = |f: &str| {
+        std::fs::read(dir.join(f)).with_context(|| format!("reading {}", dir.join(f).display()))
+    };
+    let files = shelfwise::model::ModelFiles {
+        config: &read("config.json")?,
+        weights: &read("model.safetensors")?,
+        tokenizer: &read("tokenizer.json")?,
+    };
+    Ok(pollster::block_on(shelfwise::model::Embedder::load(
+        files,
+        shelfwise::DeviceChoice::Cpu,
+        Some(32),
+    ))?)
+}
+
+/// Embeds `texts` in batches (an empty list gives no vectors).
+pub fn embed_all(enc: &shelfwise::model::Embedder, texts: &[String]) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(texts.len() * enc.dim());
+    for chunk in texts.chunks(64) {
+        out.extend(pollster::block_on(enc.embed(chunk))?);
+    }
+    Ok(out)
+}
+
+/// A tensor's shape and values.
+pub type ShapedTensor = (Vec<usize>, Vec<f32>);
+
+const ITEM_TABLE: &str = "item_embeddings.weight";
+
+/// The interest model's parameters as candle variables, keyed by their Hugging Face names, with the fixed
+/// text vectors they are trained over.
 pub struct Model {
     cfg: ModelConfig,
-    vars: Vec<(String, Vec<usize>, Var)>,
+    mode: ItemVectors,
+    items: usize,
+    vars: Vec<(String, Var)>,
     by_name: HashMap<String, usize>,
     device: Device,
+    /// `[items, text_dim]` and `[queries, text_dim]` (text modes).
+    text: Option<(Tensor, Tensor)>,
+    /// `[items, 1]`: 1 for items that occur in training data. Others have no id vector.
+    seen: Tensor,
+    /// Training events per type (token types the data lacks are filled in at export).
+    kind_counts: [usize; EVENT_TYPES.len()],
 }
 
 impl Model {
-    /// Seeded initial weights: the engine's random initialisation, with the item table scaled to
-    /// 1 / sqrt(dim) so first logits are small.
-    pub fn init(cfg: ModelConfig, seed: u64) -> Result<Model> {
-        let mut w = shelfwise::testing::random_bert_weights(&cfg, seed);
-        let s = 1.0 / (cfg.hidden_size as f32).sqrt();
-        w.word.iter_mut().for_each(|v| *v *= s);
+    /// Seeded initial weights: the engine's random initialisation, with positions and item vectors scaled
+    /// to 1 / sqrt(dim) so first logits are small, and zero type embeddings.
+    pub fn init(c: &TrainConfig, split: &Split, text: Option<&TextInputs>) -> Result<Model> {
+        let cfg = engine_config(c)?;
+        let d = cfg.hidden_size;
+        let mut w = shelfwise::testing::random_bert_weights(&cfg, c.seed);
+        let s = 1.0 / (d as f32).sqrt();
         w.position.iter_mut().for_each(|v| *v *= s);
-        w.token_type.iter_mut().for_each(|v| *v *= 0.0);
-        Self::from_weights(cfg, &w)
-    }
-
-    fn from_weights(cfg: ModelConfig, w: &BertWeights) -> Result<Model> {
+        w.token_type.iter_mut().for_each(|v| *v = 0.0);
         let device = Device::Cpu;
         let mut vars = Vec::new();
-        let mut by_name = HashMap::new();
+        let mut rng = Rng::new(c.seed ^ 0x17e3);
+        let mut extra = Vec::new();
+        if c.items != ItemVectors::Text {
+            extra.push((
+                ITEM_TABLE.to_string(),
+                vec![split.items, d],
+                (0..split.items * d)
+                    .map(|_| s * rng.normal())
+                    .collect::<Vec<f32>>(),
+            ));
+        }
+        let text = match (c.items, text) {
+            (ItemVectors::Id, _) => None,
+            (_, Some(t)) => {
+                extra.push((
+                    QUERY_PROJECTION.to_string(),
+                    vec![d, t.dim],
+                    (0..d * t.dim).map(|_| s * rng.normal()).collect(),
+                ));
+                Some((
+                    Tensor::from_slice(&t.items, (split.items, t.dim), &device)?,
+                    Tensor::from_slice(&t.queries, (t.queries.len() / t.dim, t.dim), &device)?,
+                ))
+            }
+            (_, None) => bail!("text item vectors need a text encoder"),
+        };
         for (name, shape, data) in w.named_tensors() {
-            let t = Tensor::from_slice(data, shape.as_slice(), &device)?;
-            by_name.insert(name.clone(), vars.len());
-            vars.push((name, shape, Var::from_tensor(&t)?));
+            vars.push((
+                name,
+                Var::from_tensor(&Tensor::from_slice(data, shape.as_slice(), &device)?)?,
+            ));
+        }
+        for (name, shape, data) in extra {
+            vars.push((
+                name,
+                Var::from_tensor(&Tensor::from_vec(data, shape.as_slice(), &device)?)?,
+            ));
+        }
+        let by_name = vars
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
+        let mut seen = vec![0.0f32; split.items];
+        let mut kind_counts = [0; EVENT_TYPES.len()];
+        for seq in split.train() {
+            for e in seq {
+                if let Some(i) = e.item {
+                    seen[i as usize] = 1.0;
+                }
+                kind_counts[e.kind as usize] += 1;
+            }
         }
         Ok(Model {
             cfg,
+            mode: c.items,
+            items: split.items,
             vars,
             by_name,
+            seen: Tensor::from_vec(seen, (split.items, 1), &device)?,
             device,
+            text,
+            kind_counts,
         })
     }
 
     fn t(&self, name: &str) -> Result<&Tensor> {
         match self.by_name.get(name) {
-            Some(&i) => Ok(self.vars[i].2.as_tensor()),
+            Some(&i) => Ok(self.vars[i].1.as_tensor()),
             None => bail!("no tensor `{name}`"),
         }
     }
 
-    /// The trained weights in the engine's layout (through a safetensors image, which checks every shape
-    /// against the config).
-    pub fn weights(&self) -> Result<BertWeights> {
+    fn all_vars(&self) -> Vec<Var> {
+        self.vars.iter().map(|v| v.1.clone()).collect()
+    }
+
+    fn snapshot(&self) -> Result<Vec<Tensor>> {
+        Ok(self
+            .vars
+            .iter()
+            .map(|(_, v)| v.as_tensor().copy())
+            .collect::<candle_core::Result<_>>()?)
+    }
+
+    fn restore(&self, s: &[Tensor]) -> Result<()> {
+        for ((_, v), t) in self.vars.iter().zip(s) {
+            v.set(t)?;
+        }
+        Ok(())
+    }
+
+    /// Item vectors `[items, d]`. `keep` (`[items, 1]`, 0 or 1) says whose id vector is included;
+    /// without it, every item seen in training keeps its id vector.
+    fn item_table(&self, keep: Option<&Tensor>) -> Result<Tensor> {
+        let ids = || -> Result<Tensor> {
+            Ok(self
+                .t(ITEM_TABLE)?
+                .broadcast_mul(keep.unwrap_or(&self.seen))?)
+        };
+        let text = || -> Result<Tensor> {
+            let (t, _) = self.text.as_ref().context("no text vectors")?;
+            Ok(t.matmul(&self.t(QUERY_PROJECTION)?.t()?)?)
+        };
+        match self.mode {
+            ItemVectors::Id => ids(),
+            ItemVectors::Text => text(),
+            ItemVectors::TextId => Ok((text()? + ids()?)?),
+        }
+    }
+
+    /// Input rows: the item table, then every query's projected text vector (text modes).
+    fn input_table(&self, items: &Tensor) -> Result<Tensor> {
+        match &self.text {
+            Some((_, q)) if q.dim(0)? > 0 => Ok(Tensor::cat(
+                &[items, &q.matmul(&self.t(QUERY_PROJECTION)?.t()?)?],
+                0,
+            )?),
+            _ => Ok(items.clone()),
+        }
+    }
+
+    /// Token states `[B, L, d]` for input rows `ids` of `table` with types `types` (both `[B, L]`,
+    /// right-padded with any valid row).
+    fn forward(
+        &self,
+        table: &Tensor,
+        ids: &Tensor,
+        types: &Tensor,
+        dropout: Option<(&mut Rng, f32)>,
+    ) -> Result<Tensor> {
+        let (b, l) = ids.dims2()?;
+        let d = self.cfg.hidden_size;
+        let mut drop = dropout;
+        let mut dropped = |x: Tensor| -> Result<Tensor> {
+            match &mut drop {
+                Some((rng, p)) => self::dropout(rng, *p, x),
+                None => Ok(x),
+            }
+        };
+        let pos = self
+            .t("embeddings.position_embeddings.weight")?
+            .narrow(0, 0, l)?;
+        let typ = self.t("embeddings.token_type_embeddings.weight")?;
+        let x = (table.index_select(&ids.flatten_all()?, 0)?
+            + typ.index_select(&types.flatten_all()?, 0)?)?
+        .reshape((b, l, d))?
+        .broadcast_add(&pos)?;
+        let x = dropped(norm(
+            &|n| self.t(n),
+            &x,
+            "embeddings.LayerNorm",
+            self.cfg.layer_norm_eps,
+        )?)?;
+        // Causal mask: 0 on and below the diagonal, -1e9 above.
+        let causal: Vec<f32> = (0..l * l)
+            .map(|i| if i % l > i / l { -1e9 } else { 0.0 })
+            .collect();
+        let causal = Tensor::from_vec(causal, (l, l), &self.device)?;
+        encoder_layers(&|n| self.t(n), &self.cfg, x, &causal, &mut dropped)
+    }
+
+    /// Scores of every item after each of `inputs` (steps, oldest first; the last `max_len` count).
+    pub fn score_batch(&self, inputs: &[Vec<Step>]) -> Result<Vec<Vec<f32>>> {
+        let items = self.item_table(None)?;
+        let table = self.input_table(&items)?;
+        let l = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let (mut ids, mut types) = (Vec::new(), Vec::new());
+        for s in inputs {
+            ids.extend(s.iter().map(|x| x.row));
+            types.extend(s.iter().map(|x| x.kind));
+            ids.extend(std::iter::repeat_n(0, l - s.len()));
+            types.extend(std::iter::repeat_n(0, l - s.len()));
+        }
+        let ids = Tensor::from_vec(ids, (inputs.len(), l), &self.device)?;
+        let types = Tensor::from_vec(types, (inputs.len(), l), &self.device)?;
+        let h = self.forward(&table, &ids, &types, None)?;
+        let last: Vec<u32> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i * l + s.len().max(1) - 1) as u32)
+            .collect();
+        let d = self.cfg.hidden_size;
+        let h = h
+            .reshape((inputs.len() * l, d))?
+            .index_select(&Tensor::from_vec(last, inputs.len(), &self.device)?, 0)?;
+        Ok(h.matmul(&items.t()?)?.to_vec2::<f32>()?)
+    }
+
+    /// The shard's item vectors `[items, d]`: id vectors only for items seen in training.
+    pub fn item_vectors(&self) -> Result<Vec<f32>> {
+        Ok(self.item_table(None)?.flatten_all()?.to_vec1()?)
+    }
+
+    /// The engine's weights: the network, with event types the training data lacks given the embedding of
+    /// its most common item event type, and the query projection (text modes).
+    pub fn interest_weights(&self) -> Result<(BertWeights, Option<ShapedTensor>)> {
         let values: Vec<(String, Vec<usize>, Vec<f32>)> = self
             .vars
             .iter()
-            .map(|(n, s, v)| {
+            .filter(|(n, _)| n != ITEM_TABLE && n != QUERY_PROJECTION)
+            .map(|(n, v)| {
                 Ok((
                     n.clone(),
-                    s.clone(),
+                    v.as_tensor().dims().to_vec(),
                     v.as_tensor().flatten_all()?.to_vec1()?,
                 ))
             })
@@ -151,137 +479,190 @@ impl Model {
             })
             .collect::<Result<Vec<_>>>()?;
         let bytes = safetensors::serialize(views, None)?;
-        Ok(BertWeights::from_safetensors(
-            "interest", &bytes, &self.cfg,
-        )?)
-    }
-
-    fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        let w = self.t(&format!("{name}.weight"))?;
-        let b = self.t(&format!("{name}.bias"))?;
-        Ok(x.broadcast_matmul(&w.t()?)?.broadcast_add(b)?)
-    }
-
-    fn norm(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        let g = self.t(&format!("{name}.weight"))?;
-        let b = self.t(&format!("{name}.bias"))?;
-        let eps = self.cfg.layer_norm_eps;
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let y = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
-        Ok(y.broadcast_mul(g)?.broadcast_add(b)?)
-    }
-
-    /// Token states `[B, L, d]` for item rows `ids` (`[B, L]`, right-padded with any valid row).
-    fn forward(&self, ids: &Tensor, dropout: Option<(&mut Rng, f32)>) -> Result<Tensor> {
-        let (b, l) = ids.dims2()?;
-        let (d, heads) = (self.cfg.hidden_size, self.cfg.num_attention_heads);
-        let dh = d / heads;
-        let mut drop = dropout;
-        let mut dropped = |x: Tensor| -> Result<Tensor> {
-            match &mut drop {
-                Some((rng, p)) if *p > 0.0 => {
-                    let keep = 1.0 - *p;
-                    let mask: Vec<f32> = (0..x.elem_count())
-                        .map(|_| {
-                            if rng.uniform() < keep {
-                                1.0 / keep
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    Ok((x.clone() * Tensor::from_vec(mask, x.shape(), x.device())?)?)
-                }
-                _ => Ok(x),
-            }
-        };
-        let word = self.t("embeddings.word_embeddings.weight")?;
-        let pos = self
-            .t("embeddings.position_embeddings.weight")?
-            .narrow(0, 0, l)?;
-        let typ = self
-            .t("embeddings.token_type_embeddings.weight")?
-            .narrow(0, 0, 1)?;
-        let x = word
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, l, d))?
-            .broadcast_add(&typ)?
-            .broadcast_add(&pos)?;
-        let mut x = dropped(self.norm(&x, "embeddings.LayerNorm")?)?;
-        // Causal mask: 0 on and below the diagonal, -1e9 above.
-        let causal: Vec<f32> = (0..l * l)
-            .map(|i| if i % l > i / l { -1e9 } else { 0.0 })
-            .collect();
-        let causal = Tensor::from_vec(causal, (l, l), &self.device)?;
-        let scale = (dh as f64).sqrt();
-        for layer in 0..self.cfg.num_hidden_layers {
-            let p = format!("encoder.layer.{layer}");
-            let n = self.norm(&x, &format!("{p}.attention.output.LayerNorm"))?;
-            let split = |t: Tensor| -> Result<Tensor> {
-                Ok(t.reshape((b, l, heads, dh))?
-                    .transpose(1, 2)?
-                    .contiguous()?)
-            };
-            let q = split(self.linear(&n, &format!("{p}.attention.self.query"))?)?;
-            let k = split(self.linear(&n, &format!("{p}.attention.self.key"))?)?;
-            let v = split(self.linear(&n, &format!("{p}.attention.self.value"))?)?;
-            let s = (q.matmul(&k.t()?)? / scale)?.broadcast_add(&causal)?;
-            let a = candle_nn::ops::softmax_last_dim(&s)?.matmul(&v)?;
-            let a = a.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?;
-            let a = self.linear(&a, &format!("{p}.attention.output.dense"))?;
-            x = (x + dropped(a)?)?;
-            let n = self.norm(&x, &format!("{p}.output.LayerNorm"))?;
-            let h = self
-                .linear(&n, &format!("{p}.intermediate.dense"))?
-                .gelu_erf()?;
-            let f = self.linear(&h, &format!("{p}.output.dense"))?;
-            x = (x + dropped(f)?)?;
-        }
-        self.norm(&x, "encoder.final_layer_norm")
-    }
-
-    /// Scores of every item after each of `inputs` (item rows, oldest first; the last `max_len` count).
-    pub fn score_batch(&self, inputs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        let l = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut ids = Vec::with_capacity(inputs.len() * l);
-        for s in inputs {
-            ids.extend_from_slice(s);
-            ids.extend(std::iter::repeat_n(0, l - s.len()));
-        }
-        let ids = Tensor::from_vec(ids, (inputs.len(), l), &self.device)?;
-        let h = self.forward(&ids, None)?;
-        let last: Vec<u32> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i * l + s.len().max(1) - 1) as u32)
-            .collect();
+        let mut w = BertWeights::from_safetensors("interest", &bytes, &self.cfg)?;
         let d = self.cfg.hidden_size;
-        let h = h
-            .reshape((inputs.len() * l, d))?
-            .index_select(&Tensor::from_vec(last, inputs.len(), &self.device)?, 0)?;
-        let word = self.t("embeddings.word_embeddings.weight")?;
-        Ok(h.matmul(&word.t()?)?.to_vec2::<f32>()?)
+        let common = (0..EVENT_TYPES.len())
+            .filter(|&k| k as u32 != SEARCH)
+            .max_by_key(|&k| (self.kind_counts[k], std::cmp::Reverse(k)))
+            .unwrap_or(0);
+        let row = w.token_type[common * d..(common + 1) * d].to_vec();
+        for k in 0..EVENT_TYPES.len() {
+            let trained = self.kind_counts[k] > 0 || (k as u32 == SEARCH && self.text.is_some());
+            if !trained {
+                w.token_type[k * d..(k + 1) * d].copy_from_slice(&row);
+            }
+        }
+        let projection = match self.text {
+            Some(_) => {
+                let p = self.t(QUERY_PROJECTION)?;
+                Some((p.dims().to_vec(), p.flatten_all()?.to_vec1()?))
+            }
+            None => None,
+        };
+        Ok((w, projection))
+    }
+
+    /// Writes `config.json`, `model.safetensors` (the network and the query projection) and
+    /// `items.safetensors` (the item vectors, tensor `vectors`, `[items, d]`) into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(
+            dir.join("config.json"),
+            serde_json::to_vec_pretty(&crate::cfg_json(&self.cfg))?,
+        )?;
+        let (w, projection) = self.interest_weights()?;
+        let named = w.named_tensors();
+        let mut views = Vec::new();
+        for (name, shape, data) in &named {
+            views.push((
+                name.clone(),
+                safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    shape.clone(),
+                    bytemuck::cast_slice(data),
+                )?,
+            ));
+        }
+        if let Some((shape, data)) = &projection {
+            views.push((
+                QUERY_PROJECTION.to_string(),
+                safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    shape.clone(),
+                    bytemuck::cast_slice(data),
+                )?,
+            ));
+        }
+        std::fs::write(
+            dir.join("model.safetensors"),
+            safetensors::serialize(views, None)?,
+        )?;
+        let vectors = self.item_vectors()?;
+        let view = safetensors::tensor::TensorView::new(
+            safetensors::Dtype::F32,
+            vec![self.items, self.cfg.hidden_size],
+            bytemuck::cast_slice(&vectors),
+        )?;
+        std::fs::write(
+            dir.join("items.safetensors"),
+            safetensors::serialize([("vectors".to_string(), view)], None)?,
+        )?;
+        Ok(())
     }
 }
 
-/// The last `n` item rows of `events`.
-fn last_items(events: &[SeqEvent], n: usize) -> Vec<u32> {
-    let items: Vec<u32> = events.iter().filter_map(|e| e.item).collect();
-    items[items.len().saturating_sub(n)..].to_vec()
+/// A parameter by name.
+pub type Lookup<'a> = dyn Fn(&str) -> Result<&'a Tensor> + 'a;
+
+fn linear<'a>(t: &Lookup<'a>, x: &Tensor, name: &str) -> Result<Tensor> {
+    let w = t(&format!("{name}.weight"))?;
+    let b = t(&format!("{name}.bias"))?;
+    Ok(x.broadcast_matmul(&w.t()?)?.broadcast_add(b)?)
 }
 
-/// Training windows: each session's training items cut into runs of at most `max_len + 1` (inputs and
-/// their next items), from the end backwards so the most recent run is whole.
-fn windows(split: &Split, max_len: usize) -> Vec<Vec<u32>> {
+fn norm<'a>(t: &Lookup<'a>, x: &Tensor, name: &str, eps: f64) -> Result<Tensor> {
+    let g = t(&format!("{name}.weight"))?;
+    let b = t(&format!("{name}.bias"))?;
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+    let y = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
+    Ok(y.broadcast_mul(g)?.broadcast_add(b)?)
+}
+
+/// The pre-LN encoder layers and final LayerNorm over embedded inputs `x` (`[B, L, d]`), with `mask`
+/// added to every head's attention scores (`[L, L]` or `[B, 1, 1, L]`), and `dropped` applied to the
+/// residual branches. The engine's `Bert` with `pre_ln: true`, in candle ops.
+pub fn encoder_layers<'a>(
+    t: &Lookup<'a>,
+    cfg: &ModelConfig,
+    mut x: Tensor,
+    mask: &Tensor,
+    dropped: &mut dyn FnMut(Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let (b, l, d) = x.dims3()?;
+    let heads = cfg.num_attention_heads;
+    let dh = d / heads;
+    let eps = cfg.layer_norm_eps;
+    let scale = (dh as f64).sqrt();
+    for layer in 0..cfg.num_hidden_layers {
+        let p = format!("encoder.layer.{layer}");
+        let n = norm(t, &x, &format!("{p}.attention.output.LayerNorm"), eps)?;
+        let split = |y: Tensor| -> Result<Tensor> {
+            Ok(y.reshape((b, l, heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let q = split(linear(t, &n, &format!("{p}.attention.self.query"))?)?;
+        let k = split(linear(t, &n, &format!("{p}.attention.self.key"))?)?;
+        let v = split(linear(t, &n, &format!("{p}.attention.self.value"))?)?;
+        let s = (q.matmul(&k.t()?)? / scale)?.broadcast_add(mask)?;
+        let a = candle_nn::ops::softmax_last_dim(&s)?.matmul(&v)?;
+        let a = a.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?;
+        let a = linear(t, &a, &format!("{p}.attention.output.dense"))?;
+        x = (x + dropped(a)?)?;
+        let n = norm(t, &x, &format!("{p}.output.LayerNorm"), eps)?;
+        let h = linear(t, &n, &format!("{p}.intermediate.dense"))?.gelu_erf()?;
+        let f = linear(t, &h, &format!("{p}.output.dense"))?;
+        x = (x + dropped(f)?)?;
+    }
+    norm(t, &x, "encoder.final_layer_norm", eps)
+}
+
+/// Seeded dropout with probability `p` (inverted: kept values are scaled by 1 / (1 - p)).
+pub fn dropout(rng: &mut Rng, p: f32, x: Tensor) -> Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(x);
+    }
+    let keep = 1.0 - p;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| {
+            if rng.uniform() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok((x.clone() * Tensor::from_vec(mask, x.shape(), x.device())?)?)
+}
+
+/// One input event: a row of the input table (an item, or `items + q` for query `q`) and its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub row: u32,
+    pub kind: u32,
+}
+
+/// The last `n` events of `events` as steps (`items` rows precede the queries).
+pub fn last_steps(events: &[SeqEvent], items: usize, n: usize) -> Vec<Step> {
+    let steps: Vec<Step> = events
+        .iter()
+        .filter_map(|e| match (e.item, e.query) {
+            (Some(i), _) => Some(Step {
+                row: i,
+                kind: e.kind,
+            }),
+            (None, Some(q)) => Some(Step {
+                row: items as u32 + q,
+                kind: e.kind,
+            }),
+            _ => None,
+        })
+        .collect();
+    steps[steps.len().saturating_sub(n)..].to_vec()
+}
+
+/// Training windows: each training sequence cut into runs of at most `max_len + 1` steps, from the end
+/// backwards so the most recent run is whole.
+fn windows(split: &Split, max_len: usize) -> Vec<Vec<Step>> {
     let mut out = Vec::new();
     for seq in split.train() {
-        let items: Vec<u32> = seq.iter().filter_map(|e| e.item).collect();
-        let mut end = items.len();
+        let steps = last_steps(seq, split.items, usize::MAX);
+        let mut end = steps.len();
         while end >= 2 {
             let start = end.saturating_sub(max_len + 1);
-            out.push(items[start..end].to_vec());
+            out.push(steps[start..end].to_vec());
             if start == 0 {
                 break;
             }
@@ -291,7 +672,7 @@ fn windows(split: &Split, max_len: usize) -> Vec<Vec<u32>> {
     out
 }
 
-/// A trained model scoring evaluation cases (batched, cached per case input).
+/// A trained model scoring evaluation cases.
 pub struct Trained<'a> {
     pub model: &'a Model,
     pub max_len: usize,
@@ -299,27 +680,28 @@ pub struct Trained<'a> {
 }
 
 impl Trained<'_> {
-    /// NDCG@10 etc. on `cases`, scoring them in batches.
+    /// Metrics on `cases` (full ranking), scoring them in batches.
     pub fn evaluate(&self, split: &Split, cases: &[Case]) -> Result<eval::Metrics> {
-        let inputs: Vec<Vec<u32>> = cases
-            .iter()
-            .map(|c| last_items(split.input(c), self.max_len))
-            .collect();
-        let mut table: HashMap<usize, Vec<f32>> = HashMap::new();
-        for (chunk_i, chunk) in inputs.chunks(256).enumerate() {
-            for (j, s) in self.model.score_batch(chunk)?.into_iter().enumerate() {
-                table.insert(chunk_i * 256 + j, s);
+        let pre = self.precompute(split, cases)?;
+        Ok(eval::evaluate(&pre, split, cases, eval::Protocol::Full))
+    }
+
+    /// Every case's scores.
+    pub fn precompute(&self, split: &Split, cases: &[Case]) -> Result<Precomputed> {
+        let mut by_case = HashMap::new();
+        for chunk in cases.chunks(256) {
+            let inputs: Vec<Vec<Step>> = chunk
+                .iter()
+                .map(|c| last_steps(split.input(c), split.items, self.max_len))
+                .collect();
+            for (c, s) in chunk.iter().zip(self.model.score_batch(&inputs)?) {
+                by_case.insert((c.session, c.at), s);
             }
         }
-        let pre = Precomputed {
+        Ok(Precomputed {
             name: self.name.clone(),
-            by_case: cases
-                .iter()
-                .enumerate()
-                .map(|(i, c)| ((c.session, c.at), table.remove(&i).unwrap_or_default()))
-                .collect(),
-        };
-        Ok(eval::evaluate(&pre, split, cases, eval::Protocol::Full))
+            by_case,
+        })
     }
 }
 
@@ -343,65 +725,124 @@ impl Scorer for Precomputed {
     }
 }
 
-/// Item sequences as an engine batch: right-padded to the longest, with the padding masked. An empty
-/// sequence keeps one (padding) token so its row is valid; its output carries no signal.
-pub fn item_batch(inputs: &[Vec<u32>]) -> shelfwise::tokenize::Batch {
-    let len = inputs.iter().map(Vec::len).max().unwrap_or(1).max(1);
-    let mut b = shelfwise::tokenize::Batch {
-        batch: inputs.len(),
-        len,
-        ids: Vec::with_capacity(inputs.len() * len),
-        attention_mask: Vec::with_capacity(inputs.len() * len),
-        type_ids: vec![0; inputs.len() * len],
-    };
-    for s in inputs {
-        b.ids.extend(
-            s.iter()
-                .copied()
-                .chain(std::iter::repeat_n(0, len - s.len())),
-        );
-        b.attention_mask
-            .extend((0..len).map(|t| (t < s.len().max(1)) as u32));
-    }
-    b
+/// A saved interest model (`shelfwise train`'s folder), loaded into shelfwise's engine.
+pub struct Saved<B: shelfwise::model::NnBackend> {
+    pub model: shelfwise::model::InterestModel<B>,
+    /// `[items, d]`.
+    pub items: Vec<f32>,
 }
 
-/// Scores of `cases` from a saved interest model (`config.json` + `model.safetensors` in `dir`), computed by
-/// shelfwise's engine on the CPU: the inference path, not the trainer's.
-pub fn engine_scores(dir: &std::path::Path, split: &Split, cases: &[Case]) -> Result<Precomputed> {
-    use anyhow::Context;
-    use shelfwise::backend::cpu_nn::CpuNn;
-    use shelfwise::model::Bert;
-    let read = |f: &str| {
-        std::fs::read(dir.join(f)).with_context(|| format!("reading {}", dir.join(f).display()))
-    };
-    let cfg = ModelConfig::from_json(&read("config.json")?)?;
-    if cfg.vocab_size != split.items {
+impl<B: shelfwise::model::NnBackend> Saved<B> {
+    pub fn load(dir: &Path, backend: B) -> Result<Self> {
+        let read = |f: &str| {
+            std::fs::read(dir.join(f)).with_context(|| format!("reading {}", dir.join(f).display()))
+        };
+        let model = shelfwise::model::InterestModel::load(
+            &read("config.json")?,
+            "model.safetensors",
+            &read("model.safetensors")?,
+            backend,
+        )?;
+        let bytes = read("items.safetensors")?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)?;
+        let t = st
+            .tensor("vectors")
+            .context("items.safetensors has no `vectors`")?;
+        if t.dtype() != safetensors::Dtype::F32
+            || t.shape().len() != 2
+            || t.shape()[1] != model.dim()
+        {
+            bail!(
+                "items.safetensors: `vectors` must be F32 [items, {}]",
+                model.dim()
+            );
+        }
+        Ok(Saved {
+            items: bytemuck::pod_collect_to_vec(t.data()),
+            model,
+        })
+    }
+
+    /// Engine steps for `steps` (query rows take `queries`' text vectors).
+    pub fn engine_steps(
+        &self,
+        steps: &[Step],
+        queries: &[f32],
+    ) -> Result<Vec<shelfwise::model::Step>> {
+        let d = self.model.dim();
+        let n = self.items.len() / d;
+        steps
+            .iter()
+            .map(|s| {
+                let r = s.row as usize;
+                let input = if r < n {
+                    shelfwise::model::StepInput::Item(self.items[r * d..(r + 1) * d].to_vec())
+                } else {
+                    let td = self
+                        .model
+                        .text_dim()
+                        .context("an id-only model takes no searches")?;
+                    let q = queries
+                        .get((r - n) * td..(r - n + 1) * td)
+                        .context("a search's query has no text vector")?;
+                    shelfwise::model::StepInput::Text(q.to_vec())
+                };
+                Ok(shelfwise::model::Step {
+                    kind: s.kind,
+                    input,
+                })
+            })
+            .collect()
+    }
+
+    /// Interest vectors for step sequences.
+    pub fn interest(&self, inputs: &[Vec<Step>], queries: &[f32]) -> Result<Vec<f32>> {
+        let sessions = inputs
+            .iter()
+            .map(|s| self.engine_steps(s, queries))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(pollster::block_on(self.model.interest(&sessions))?)
+    }
+
+    /// Every item's score for interest vector `v`.
+    pub fn scores(&self, v: &[f32]) -> Vec<f32> {
+        self.items
+            .chunks(v.len())
+            .map(|item| item.iter().zip(v).map(|(a, b)| a * b).sum())
+            .collect()
+    }
+}
+
+/// Scores of `cases` from a saved interest model, computed by shelfwise's engine on the CPU: the inference
+/// path, not the trainer's. Search events need `encoder` for their query vectors.
+pub fn engine_scores(
+    dir: &Path,
+    encoder: Option<&Path>,
+    split: &Split,
+    cases: &[Case],
+) -> Result<Precomputed> {
+    let saved = Saved::load(dir, shelfwise::backend::cpu_nn::CpuNn)?;
+    if saved.items.len() / saved.model.dim() != split.items {
         bail!(
-            "{}: the model knows {} items, the catalogue has {}",
+            "{}: the model has vectors for {} items, the catalogue has {}",
             dir.display(),
-            cfg.vocab_size,
+            saved.items.len() / saved.model.dim(),
             split.items
         );
     }
-    let w = BertWeights::from_safetensors("model.safetensors", &read("model.safetensors")?, &cfg)?;
-    let d = cfg.hidden_size;
-    let max_len = cfg.max_position_embeddings;
-    let engine = Bert::new(cfg, &w, CpuNn)?;
+    let queries = match encoder {
+        Some(e) if !split.queries.is_empty() => embed_all(&load_encoder(e)?, &split.queries)?,
+        _ => Vec::new(),
+    };
     let mut by_case = HashMap::new();
     for chunk in cases.chunks(256) {
-        let inputs: Vec<Vec<u32>> = chunk
+        let inputs: Vec<Vec<Step>> = chunk
             .iter()
-            .map(|c| last_items(split.input(c), max_len))
+            .map(|c| last_steps(split.input(c), split.items, saved.model.max_len()))
             .collect();
-        let interest = pollster::block_on(engine.embed(&item_batch(&inputs)))?;
-        for (c, v) in chunk.iter().zip(interest.chunks(d)) {
-            let scores: Vec<f32> = w
-                .word
-                .chunks(d)
-                .map(|item| item.iter().zip(v).map(|(a, b)| a * b).sum())
-                .collect();
-            by_case.insert((c.session, c.at), scores);
+        let interest = saved.interest(&inputs, &queries)?;
+        for (c, v) in chunk.iter().zip(interest.chunks(saved.model.dim())) {
+            by_case.insert((c.session, c.at), saved.scores(v));
         }
     }
     Ok(Precomputed {
@@ -410,8 +851,63 @@ pub fn engine_scores(dir: &std::path::Path, split: &Split, cases: &[Case]) -> Re
     })
 }
 
+/// Parity cases for the exported bundle: for the first `n` test cases, the session as the engine sees it
+/// (its last `max_len` events, as `[type, item id or query]`), the items to exclude (the whole history),
+/// and the trainer's top 10 with their scores. `docs/FORMAT.md` describes the file.
+pub fn parity_cases(
+    model: &Model,
+    split: &Split,
+    ids: &[String],
+    max_len: usize,
+    n: usize,
+) -> Result<serde_json::Value> {
+    let cases: Vec<Case> = split.test.iter().take(n).copied().collect();
+    let trained = Trained {
+        model,
+        max_len,
+        name: "parity".into(),
+    };
+    let scores = trained.precompute(split, &cases)?;
+    let mut out = Vec::new();
+    for c in &cases {
+        let input = split.input(c);
+        let s = &scores.by_case[&(c.session, c.at)];
+        let mut seen = vec![false; split.items];
+        for e in input {
+            if let Some(i) = e.item {
+                seen[i as usize] = true;
+            }
+        }
+        let mut order: Vec<usize> = (0..split.items).filter(|&i| !seen[i]).collect();
+        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
+        let events: Vec<serde_json::Value> = input
+            .iter()
+            .filter(|e| e.item.is_some() || e.query.is_some())
+            .map(|e| {
+                let what = match (e.item, e.query) {
+                    (Some(i), _) => ids[i as usize].clone(),
+                    (None, Some(q)) => split.queries[q as usize].clone(),
+                    _ => String::new(),
+                };
+                serde_json::json!([EVENT_TYPES[e.kind as usize], what])
+            })
+            .collect();
+        let recent = &events[events.len().saturating_sub(max_len)..];
+        let exclude: Vec<&str> = (0..split.items)
+            .filter(|&i| seen[i])
+            .map(|i| ids[i].as_str())
+            .collect();
+        out.push(serde_json::json!({
+            "events": recent,
+            "exclude": exclude,
+            "top": order.iter().take(10).map(|&i| serde_json::json!([ids[i], s[i]])).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(serde_json::json!({ "cases": out }))
+}
+
 /// One epoch's record.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Epoch {
     pub epoch: usize,
     pub loss: f64,
@@ -424,25 +920,29 @@ pub struct Epoch {
 pub fn train(
     split: &Split,
     c: &TrainConfig,
+    text: Option<&TextInputs>,
     mut progress: impl FnMut(&Epoch),
 ) -> Result<(Model, Vec<Epoch>)> {
-    let cfg = engine_config(c, split.items)?;
-    let model = Model::init(cfg, c.seed)?;
+    c.check()?;
+    let model = Model::init(c, split, text)?;
     let params = ParamsAdamW {
         lr: c.lr,
         weight_decay: c.weight_decay,
         ..Default::default()
     };
-    let mut opt = AdamW::new(model.vars.iter().map(|v| v.2.clone()).collect(), params)?;
+    let mut opt = AdamW::new(model.all_vars(), params)?;
     let data = windows(split, c.max_len);
     if data.is_empty() {
-        bail!("no training sequence has two items");
+        bail!("no training sequence has two events");
     }
+    let items = split.items;
     let mut rng = Rng::new(c.seed ^ 0xd20f);
     let mut order: Vec<usize> = (0..data.len()).collect();
-    let mut best: Option<(f64, BertWeights)> = None;
+    let mut best: Option<(f64, Vec<Tensor>)> = None;
     let mut since_best = 0;
     let mut history = Vec::new();
+    let seen: Vec<f32> = model.seen.flatten_all()?.to_vec1()?;
+    let searches = text.filter(|_| c.search_rate > 0.0 && c.items != ItemVectors::Id);
     for epoch in 1..=c.max_epochs {
         let t0 = std::time::Instant::now();
         // Fisher-Yates with the seeded generator.
@@ -462,34 +962,75 @@ pub fn train(
         bar.set_prefix(epoch.to_string());
         for batch in order.chunks(c.batch) {
             let l = batch.iter().map(|&i| data[i].len() - 1).max().unwrap_or(1);
-            let mut ids = Vec::with_capacity(batch.len() * l);
+            let (mut ids, mut types) = (Vec::with_capacity(batch.len() * l), Vec::new());
             let mut rows = Vec::new();
             let mut targets = Vec::new();
             for (bi, &i) in batch.iter().enumerate() {
                 let w = &data[i];
                 let n = w.len() - 1;
-                ids.extend_from_slice(&w[..n]);
+                for s in &w[..n] {
+                    let query = searches.and_then(|t| {
+                        let qs = t.item_queries.get(s.row as usize)?;
+                        (!qs.is_empty() && rng.uniform() < c.search_rate)
+                            .then(|| qs[rng.below(qs.len() as u64) as usize])
+                    });
+                    match query {
+                        Some(q) => {
+                            ids.push(items as u32 + q);
+                            types.push(SEARCH);
+                        }
+                        None => {
+                            ids.push(s.row);
+                            types.push(s.kind);
+                        }
+                    }
+                }
                 ids.extend(std::iter::repeat_n(0, l - n));
+                types.extend(std::iter::repeat_n(0, l - n));
                 for t in 0..n {
-                    rows.push((bi * l + t) as u32);
-                    targets.push(w[t + 1]);
+                    if (w[t + 1].row as usize) < items {
+                        rows.push((bi * l + t) as u32);
+                        targets.push(w[t + 1].row);
+                    }
                 }
             }
+            if targets.is_empty() {
+                continue;
+            }
+            let keep = match c.items {
+                ItemVectors::TextId if c.id_dropout > 0.0 => {
+                    let k: Vec<f32> = seen
+                        .iter()
+                        .map(|&s| {
+                            if rng.uniform() >= c.id_dropout {
+                                s
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    Some(Tensor::from_vec(k, (items, 1), &model.device)?)
+                }
+                _ => None,
+            };
+            let item_table = model.item_table(keep.as_ref())?;
+            let table = model.input_table(&item_table)?;
             let ids = Tensor::from_vec(ids, (batch.len(), l), &model.device)?;
-            let h = model.forward(&ids, Some((&mut rng, c.dropout)))?;
+            let types = Tensor::from_vec(types, (batch.len(), l), &model.device)?;
+            let h = model.forward(&table, &ids, &types, Some((&mut rng, c.dropout)))?;
             let h = h
                 .reshape((batch.len() * l, c.dim))?
                 .index_select(&Tensor::from_vec(rows, targets.len(), &model.device)?, 0)?;
-            let logits = h.matmul(&model.t("embeddings.word_embeddings.weight")?.t()?)?;
+            let logits = h.matmul(&item_table.t()?)?;
             let n_targets = targets.len();
             let loss = candle_nn::loss::cross_entropy(
                 &logits,
                 &Tensor::from_vec(targets, n_targets, &model.device)?,
             )?;
             opt.backward_step(&loss)?;
-            total += loss.to_scalar::<f32>()? as f64 * n_targets as f64;
+            total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * n_targets as f64;
             count += n_targets;
-            bar.set_message(format!("{:.4}", total / count as f64));
+            bar.set_message(format!("{:.4}", total / count.max(1) as f64));
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -508,7 +1049,7 @@ pub fn train(
         progress(&e);
         history.push(e);
         if best.as_ref().is_none_or(|b| valid.ndcg10 > b.0) {
-            best = Some((valid.ndcg10, model.weights()?));
+            best = Some((valid.ndcg10, model.snapshot()?));
             since_best = 0;
         } else {
             since_best += 1;
@@ -518,53 +1059,116 @@ pub fn train(
         }
     }
     let (_, w) = best.ok_or_else(|| anyhow::anyhow!("no epoch ran"))?;
-    let cfg = engine_config(c, split.items)?;
-    Ok((Model::from_weights(cfg, &w)?, history))
+    model.restore(&w)?;
+    Ok((model, history))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::{Dataset, Event, EventKind};
     use shelfwise::backend::cpu_nn::CpuNn;
-    use shelfwise::model::Bert;
+
+    fn tiny() -> Dataset {
+        let items = (0..40)
+            .map(|i| Item {
+                id: format!("i{i}"),
+                title: format!("Item {i} (1990)"),
+                categories: vec!["Drama".into()],
+                year: None,
+                price: None,
+                in_stock: None,
+                popularity: None,
+                text: None,
+            })
+            .collect();
+        let mut events = Vec::new();
+        let mut rng = Rng::new(5);
+        for s in 0..6 {
+            for t in 0..9 {
+                let search = t == 2 && s % 2 == 0;
+                events.push(Event {
+                    session: format!("s{s}"),
+                    kind: if search {
+                        EventKind::Search
+                    } else {
+                        EventKind::View
+                    },
+                    ts: t as f64,
+                    item: (!search).then(|| format!("i{}", rng.below(40))),
+                    query: search.then(|| format!("query {s}")),
+                    value: None,
+                });
+            }
+        }
+        Dataset {
+            items,
+            events,
+            skipped: (0, 0),
+        }
+    }
 
     /// The trainer's candle network and shelfwise's engine are one network: the same weights give the
-    /// same next-item scores.
+    /// same next-item scores, for item events and searches, for every way of making item vectors.
     #[test]
     fn the_trainer_and_the_engine_agree() {
-        let c = TrainConfig {
-            dim: 24,
-            layers: 2,
-            heads: 3,
-            max_len: 12,
-            ..Default::default()
+        let d = tiny();
+        let split = Split::leave_one_out(&d);
+        let tdim = 8;
+        let mut rng = Rng::new(9);
+        let text = TextInputs {
+            dim: tdim,
+            items: (0..40 * tdim).map(|_| rng.normal()).collect(),
+            queries: (0..split.queries.len() * tdim)
+                .map(|_| rng.normal())
+                .collect(),
+            item_queries: vec![Vec::new(); 40],
         };
-        let items = 40;
-        let model = Model::init(engine_config(&c, items).unwrap(), 3).unwrap();
-        let inputs: Vec<Vec<u32>> = vec![
-            vec![1, 5, 7],
-            vec![39],
-            (0..12).collect(),
-            vec![2, 2, 9, 30, 1],
-        ];
-        let theirs = model.score_batch(&inputs).unwrap();
-
-        let w = model.weights().unwrap();
-        let engine = Bert::new(engine_config(&c, items).unwrap(), &w, CpuNn).unwrap();
-        let interest = pollster::block_on(engine.embed(&item_batch(&inputs))).unwrap();
-        for (i, scores) in theirs.iter().enumerate() {
-            let v = &interest[i * c.dim..(i + 1) * c.dim];
-            for (item, &s) in scores.iter().enumerate() {
-                let ours: f32 = v
-                    .iter()
-                    .zip(&w.word[item * c.dim..(item + 1) * c.dim])
-                    .map(|(a, b)| a * b)
-                    .sum();
-                assert!(
-                    (ours - s).abs() <= 1e-4 * (1.0 + s.abs()),
-                    "input {i}, item {item}: engine {ours}, trainer {s}"
-                );
+        for mode in [ItemVectors::Id, ItemVectors::Text, ItemVectors::TextId] {
+            let c = TrainConfig {
+                items: mode,
+                dim: 24,
+                layers: 2,
+                heads: 3,
+                max_len: 12,
+                ..Default::default()
+            };
+            let model = Model::init(&c, &split, Some(&text)).unwrap();
+            let q = split.items as u32;
+            let mut inputs: Vec<Vec<Step>> = vec![
+                vec![
+                    Step { row: 1, kind: 0 },
+                    Step { row: 5, kind: 5 },
+                    Step { row: 7, kind: 3 },
+                ],
+                vec![Step { row: 39, kind: 1 }],
+                (0..12).map(|r| Step { row: r, kind: 0 }).collect(),
+            ];
+            if mode != ItemVectors::Id {
+                inputs.push(vec![
+                    Step { row: 2, kind: 0 },
+                    Step {
+                        row: q,
+                        kind: SEARCH,
+                    },
+                ]);
             }
+            let theirs = model.score_batch(&inputs).unwrap();
+            let dir = std::env::temp_dir()
+                .join(format!("shelfwise-agree-{mode:?}-{}", std::process::id()));
+            model.save(&dir).unwrap();
+            let saved = Saved::load(&dir, CpuNn).unwrap();
+            let interest = saved.interest(&inputs, &text.queries).unwrap();
+            for (i, scores) in theirs.iter().enumerate() {
+                let ours = saved.scores(&interest[i * c.dim..(i + 1) * c.dim]);
+                for (item, (&a, &b)) in ours.iter().zip(scores).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                        "{mode:?} input {i}, item {item}: engine {a}, trainer {b}"
+                    );
+                }
+            }
+            std::fs::remove_dir_all(&dir).ok();
         }
     }
 }

@@ -264,6 +264,8 @@ fn train_writes_a_model_the_engine_loads() {
             "16",
             "--max-len",
             "8",
+            "--items",
+            "id",
         ];
         args.extend_from_slice(extra);
         shelfwise(&args)

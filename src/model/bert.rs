@@ -3,6 +3,7 @@
 use super::config::ModelConfig;
 use super::weights::BertWeights;
 use super::NnBackend;
+use crate::backend::gemm::{self, PackedMatrix};
 use crate::error::{Error, Result};
 use crate::tokenize::Batch;
 
@@ -21,12 +22,15 @@ struct Layer<B: NnBackend> {
 pub struct Bert<B: NnBackend> {
     cfg: ModelConfig,
     backend: B,
-    word: B::Table,
+    /// `None` for a model with external inputs.
+    word: Option<B::Table>,
     position: B::Table,
     token_type: B::Table,
     embed_norm: B::Norm,
     layers: Vec<Layer<B>>,
     final_norm: Option<B::Norm>,
+    /// The dense layer after pooling, run on the host: it sees one row per text.
+    projection: Option<(PackedMatrix, Vec<f32>)>,
 }
 
 impl<B: NnBackend> Bert<B> {
@@ -51,8 +55,23 @@ impl<B: NnBackend> Bert<B> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let word = if cfg.shelfwise.external_inputs {
+            None
+        } else {
+            Some(b.upload_table(&weights.word, h)?)
+        };
+        let projection = match &weights.projection {
+            Some(p) => Some((
+                PackedMatrix::new(&p.w, p.out_dim, p.in_dim).ok_or_else(|| {
+                    Error::ModelInput("projection weights have the wrong size".into())
+                })?,
+                p.b.clone(),
+            )),
+            None => None,
+        };
         Ok(Bert {
-            word: b.upload_table(&weights.word, h)?,
+            word,
+            projection,
             position: b.upload_table(&weights.position, h)?,
             token_type: b.upload_table(&weights.token_type, h)?,
             embed_norm: b.upload_norm(&weights.embed_norm, eps)?,
@@ -76,12 +95,51 @@ impl<B: NnBackend> Bert<B> {
 
     /// Token states `[batch * len, hidden]` for a tokenized batch.
     pub fn hidden_states(&self, batch: &Batch) -> Result<B::Tensor> {
-        self.check(batch)?;
+        match &self.word {
+            Some(word) => {
+                self.check(batch, self.cfg.vocab_size)?;
+                self.forward(batch, word)
+            }
+            None => Err(Self::needs_vectors()),
+        }
+    }
+
+    fn needs_vectors() -> Error {
+        Error::ModelInput("this model takes input vectors (embed_vectors), not token ids".into())
+    }
+
+    /// One vector per row of `batch`, for a model with external inputs: position `t` of row `r` takes
+    /// row `batch.ids[r * len + t]` of `inputs` (`[rows, hidden]`, row-major) as its input vector.
+    pub async fn embed_vectors(&self, batch: &Batch, inputs: &[f32]) -> Result<Vec<f32>> {
+        if self.word.is_some() {
+            return Err(Error::ModelInput(
+                "this model embeds token ids (embed); it takes no input vectors".into(),
+            ));
+        }
+        let h = self.cfg.hidden_size;
+        if inputs.is_empty() || !inputs.len().is_multiple_of(h) {
+            return Err(Error::ModelInput(format!(
+                "input vectors hold {} values, not a whole number of {h}-wide rows",
+                inputs.len()
+            )));
+        }
+        if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
+            return Err(Error::ModelInput(format!(
+                "input vector value {i} is not finite"
+            )));
+        }
+        self.check(batch, inputs.len() / h)?;
+        let table = self.backend.upload_table(inputs, h)?;
+        let x = self.forward(batch, &table)?;
+        self.finish(&x, batch).await
+    }
+
+    fn forward(&self, batch: &Batch, word: &B::Table) -> Result<B::Tensor> {
         let b = &self.backend;
         let causal = self.cfg.shelfwise.causal;
         let heads = self.cfg.num_attention_heads;
         let mut x = b.embed(
-            &self.word,
+            word,
             &self.position,
             &self.token_type,
             &batch.ids,
@@ -112,13 +170,16 @@ impl<B: NnBackend> Bert<B> {
     /// One vector per text, `[batch, hidden]`, pooled (and normalised) as the config says. A batch larger
     /// than the backend's tensors allow runs in parts, one forward pass each.
     pub async fn embed(&self, batch: &Batch) -> Result<Vec<f32>> {
-        self.check(batch)?;
+        if self.word.is_none() {
+            return Err(Self::needs_vectors());
+        }
+        self.check(batch, self.cfg.vocab_size)?;
         let widest = self.cfg.hidden_size.max(self.cfg.intermediate_size);
         let per_part = (self.backend.max_elements() / (batch.len * widest).max(1)).clamp(1, 65_535);
         if batch.batch <= per_part {
             return self.embed_part(batch).await;
         }
-        let mut out = Vec::with_capacity(batch.batch * self.cfg.hidden_size);
+        let mut out = Vec::with_capacity(batch.batch * self.cfg.output_dim());
         for start in (0..batch.batch).step_by(per_part) {
             let part = batch.rows(start..(start + per_part).min(batch.batch));
             out.extend(self.embed_part(&part).await?);
@@ -128,15 +189,36 @@ impl<B: NnBackend> Bert<B> {
 
     async fn embed_part(&self, batch: &Batch) -> Result<Vec<f32>> {
         let x = self.hidden_states(batch)?;
+        self.finish(&x, batch).await
+    }
+
+    /// Pools token states, then projects and normalises as the config says.
+    async fn finish(&self, x: &B::Tensor, batch: &Batch) -> Result<Vec<f32>> {
         let o = &self.cfg.shelfwise;
-        let pooled = self.backend.pool(
-            &x,
-            &batch.attention_mask,
-            batch.batch,
-            o.pooling,
-            o.normalize,
-        );
-        self.backend.read(&pooled).await
+        let Some((w, bias)) = &self.projection else {
+            let pooled = self.backend.pool(
+                x,
+                &batch.attention_mask,
+                batch.batch,
+                o.pooling,
+                o.normalize,
+            );
+            return self.backend.read(&pooled).await;
+        };
+        let pooled = self
+            .backend
+            .pool(x, &batch.attention_mask, batch.batch, o.pooling, false);
+        let pooled = self.backend.read(&pooled).await?;
+        let mut y = gemm::linear(&pooled, batch.batch, w, bias);
+        if o.normalize {
+            for row in y.chunks_mut(w.m()) {
+                let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                if n > 0.0 {
+                    row.iter_mut().for_each(|v| *v /= n);
+                }
+            }
+        }
+        Ok(y)
     }
 
     fn attend(
@@ -165,7 +247,8 @@ impl<B: NnBackend> Bert<B> {
         b.linear(&b.gelu(&b.linear(x, &l.intermediate)), &l.output)
     }
 
-    fn check(&self, batch: &Batch) -> Result<()> {
+    /// Checks `batch`'s shape and ids (below `rows`, the input table's rows).
+    fn check(&self, batch: &Batch, rows: usize) -> Result<()> {
         let n = batch
             .batch
             .checked_mul(batch.len)
@@ -191,14 +274,9 @@ impl<B: NnBackend> Bert<B> {
                 batch.len, self.cfg.max_position_embeddings
             )));
         }
-        if let Some(&id) = batch
-            .ids
-            .iter()
-            .find(|&&id| id as usize >= self.cfg.vocab_size)
-        {
+        if let Some(&id) = batch.ids.iter().find(|&&id| id as usize >= rows) {
             return Err(Error::ModelInput(format!(
-                "token id {id} is outside the vocabulary of {}",
-                self.cfg.vocab_size
+                "token id {id} is outside the {rows} rows of the input table"
             )));
         }
         if let Some(&t) = batch

@@ -25,8 +25,15 @@ pub struct EngineOptions {
     /// Each position attends only to itself and earlier positions.
     pub causal: bool,
     pub pooling: Pooling,
-    /// L2-normalise the pooled vector.
+    /// L2-normalise the pooled vector (after the projection, when there is one).
     pub normalize: bool,
+    /// The caller supplies each position's input vector ([`crate::model::Bert::embed_vectors`]) instead of
+    /// token ids into a stored word table; the weights then hold no `embeddings.word_embeddings.weight`.
+    /// The interest model works this way: its inputs are item vectors from the shard and encoded queries.
+    pub external_inputs: bool,
+    /// Width of a dense layer (`projection.weight` `[output_dim, hidden]`, `projection.bias`) applied to
+    /// the pooled vector: a compact encoder distilled from a wider teacher answers in the teacher's space.
+    pub output_dim: Option<usize>,
 }
 
 impl Default for EngineOptions {
@@ -36,6 +43,8 @@ impl Default for EngineOptions {
             causal: false,
             pooling: Pooling::Mean,
             normalize: true,
+            external_inputs: false,
+            output_dim: None,
         }
     }
 }
@@ -105,6 +114,11 @@ impl ModelConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
+        if let Some(o) = self.shelfwise.output_dim {
+            if o == 0 || o > 1 << 16 {
+                return bad(format!("shelfwise.output_dim {o} is not in 1..=65536"));
+            }
+        }
         if !((self.layer_norm_eps as f32) > 0.0 && self.layer_norm_eps < 1.0) {
             return bad(format!(
                 "layer_norm_eps {} is not in (0, 1)",
@@ -112,6 +126,11 @@ impl ModelConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Width of the vectors [`crate::model::Bert::embed`] returns.
+    pub fn output_dim(&self) -> usize {
+        self.shelfwise.output_dim.unwrap_or(self.hidden_size)
     }
 
     /// Size of one attention head.

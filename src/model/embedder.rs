@@ -145,7 +145,7 @@ impl Embedder {
 
     /// Length of the vectors.
     pub fn dim(&self) -> usize {
-        self.config().hidden_size
+        self.config().output_dim()
     }
 
     pub fn config(&self) -> &ModelConfig {

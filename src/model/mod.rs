@@ -5,11 +5,13 @@
 pub mod bert;
 pub mod config;
 pub mod embedder;
+pub mod interest;
 pub mod weights;
 
 pub use bert::Bert;
 pub use config::{EngineOptions, ModelConfig, Pooling};
 pub use embedder::{Embedder, LoadTimings, ModelFiles};
+pub use interest::{InterestModel, Step, StepInput, EVENT_TYPES};
 pub use weights::BertWeights;
 
 use crate::error::Result;

@@ -41,7 +41,8 @@ pub struct LayerWeights {
 /// All weights of a BERT-family encoder, on the host, in f32.
 #[derive(Clone, Debug)]
 pub struct BertWeights {
-    /// `[vocab, hidden]`, `[positions, hidden]`, `[types, hidden]`.
+    /// `[vocab, hidden]`, `[positions, hidden]`, `[types, hidden]`. `word` is empty for a model with
+    /// external inputs.
     pub word: Vec<f32>,
     pub position: Vec<f32>,
     pub token_type: Vec<f32>,
@@ -49,6 +50,8 @@ pub struct BertWeights {
     pub layers: Vec<LayerWeights>,
     /// The final LayerNorm of pre-LN models (`encoder.final_layer_norm`).
     pub final_norm: Option<NormWeights>,
+    /// The dense layer after pooling (`projection`), when the config has an `output_dim`.
+    pub projection: Option<LinearWeights>,
 }
 
 struct Reader<'a> {
@@ -158,8 +161,22 @@ impl BertWeights {
         } else {
             None
         };
+        let word_name = "embeddings.word_embeddings.weight";
+        let word = if cfg.shelfwise.external_inputs {
+            if r.has(word_name) {
+                return Err(r.err(word_name, "exists, but the config says inputs are external"));
+            }
+            Vec::new()
+        } else {
+            r.get(word_name, &[cfg.vocab_size, h])?
+        };
+        let projection = match cfg.shelfwise.output_dim {
+            Some(o) => Some(r.linear("projection", o, h)?),
+            None => None,
+        };
         Ok(BertWeights {
-            word: r.get("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?,
+            word,
+            projection,
             position: r.get(
                 "embeddings.position_embeddings.weight",
                 &[cfg.max_position_embeddings, h],
@@ -185,6 +202,9 @@ impl BertWeights {
             ("position_embeddings", &self.position),
             ("token_type_embeddings", &self.token_type),
         ] {
+            if t.is_empty() {
+                continue;
+            }
             let shape = vec![t.len() / h.max(1), h];
             out.push((format!("embeddings.{name}.weight"), shape, t.as_slice()));
         }
@@ -230,6 +250,9 @@ impl BertWeights {
         }
         if let Some(n) = &self.final_norm {
             norm(&mut out, "encoder.final_layer_norm", n);
+        }
+        if let Some(p) = &self.projection {
+            linear(&mut out, "projection", p);
         }
         out
     }
