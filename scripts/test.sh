@@ -25,6 +25,18 @@ step "native MiniLM vectors for the browser tests to match (shelfwise embed, CPU
 cargo run -q -p shelfwise-cli -- embed --model cache/models/all-MiniLM-L6-v2 \
   --input tests/fixtures/minilm_browser_texts.json --max-len 32 --out cache/golden/minilm.json
 
+# A small MovieLens bundle for the browser's parity test: its numbers do not matter, only that the browser
+# ranks exactly as the trainer did (parity.json holds the trainer's top 10 for 100 test users).
+step "a quick MovieLens-100k bundle (distil, train, export) for the browser parity test"
+sw() { cargo run -q -p shelfwise-cli -- "$@"; }
+sw data ml100k --out cache/golden/ml100k
+sw distill --teacher cache/models/all-MiniLM-L6-v2 --catalog cache/golden/ml100k/catalog.jsonl \
+  --out cache/golden/encoder --vocab 1500 --dim 32 --layers 1 --intermediate 64 --epochs 1 --pairs-per-word 0.2
+sw train --catalog cache/golden/ml100k/catalog.jsonl --events cache/golden/ml100k/events.jsonl \
+  --encoder cache/golden/encoder --out cache/golden/model --dim 32 --max-epochs 2
+sw export --model cache/golden/model --encoder cache/golden/encoder --catalog cache/golden/ml100k/catalog.jsonl \
+  --events cache/golden/ml100k/events.jsonl --dtype f32 --out cache/golden/bundle
+
 # The browser tests fetch the model and those vectors from here, as a storefront would. Port 0: the
 # system picks a free one, which the server prints.
 node scripts/serve.mjs --root cache --port 0 --cors > target/assets-server.log 2>&1 &

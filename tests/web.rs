@@ -617,3 +617,109 @@ async fn embedder_bad_input_gives_typed_errors() {
     good.dispose();
     assert_eq!(code(&embed(&good, &["x"]).await.unwrap_err()), "DISPOSED");
 }
+
+/// The MovieLens bundle scripts/test.sh exported, loaded in the browser on this run's backend: for 100 test
+/// users, the top 10 (history excluded) and their scores match what the trainer computed.
+#[wasm_bindgen_test]
+async fn bundle_in_the_browser_ranks_as_the_trainer() {
+    let parity = fetch_json(&format!("{}/golden/model/parity.json", assets())).await;
+    let device = expected_backend();
+    let rec = shelfwise::wasm::BundleRecommender::load(
+        format!("{}/golden/bundle/manifest.json", assets()).into(),
+        opts(&[("device", device.into())]),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("loading the bundle on {device}: {}", js_message(&e)));
+    assert_eq!(rec.backend().as_string().as_deref(), Some(device));
+    let cases = parity["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 100);
+    let (mut worst, t0) = (0.0f64, js_sys::Date::now());
+    for (n, c) in cases.iter().enumerate() {
+        let events = js_sys::Array::new();
+        for e in c["events"].as_array().unwrap() {
+            let (kind, what) = (e[0].as_str().unwrap(), e[1].as_str().unwrap());
+            let key = if kind == "search" { "query" } else { "itemId" };
+            events.push(&opts(&[("type", kind.into()), (key, what.into())]));
+        }
+        let exclude = js_sys::Array::new();
+        for id in c["exclude"].as_array().unwrap() {
+            exclude.push(&id.as_str().unwrap().into());
+        }
+        let out = JsFuture::from(rec.recommend(
+            events.into(),
+            opts(&[("k", 10.into()), ("exclude", exclude.into())]),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("case {n}: {}", js_message(&e)));
+        let items = js_sys::Array::from(&Reflect::get(&out, &"items".into()).unwrap());
+        let top = c["top"].as_array().unwrap();
+        assert_eq!(items.length() as usize, top.len(), "case {n}");
+        for (i, (item, want)) in items.iter().zip(top).enumerate() {
+            let id = Reflect::get(&item, &"id".into())
+                .unwrap()
+                .as_string()
+                .unwrap();
+            let score = Reflect::get(&item, &"score".into())
+                .unwrap()
+                .as_f64()
+                .unwrap();
+            assert_eq!(id, want[0].as_str().unwrap(), "case {n}, rank {i}");
+            let want = want[1].as_f64().unwrap();
+            worst = worst.max((score - want).abs() / (1.0 + want.abs()));
+            let reason = Reflect::get(&item, &"reason".into()).unwrap();
+            let kind = Reflect::get(&reason, &"kind".into())
+                .unwrap()
+                .as_string()
+                .unwrap();
+            assert_ne!(
+                kind, "popular",
+                "case {n}: a session with events gets reasons from them"
+            );
+        }
+    }
+    web_sys::console::log_1(
+        &format!(
+            "bundle on {device}: 100 sessions in {:.0} ms, top 10 identical, worst score error {worst:.2e}",
+            js_sys::Date::now() - t0
+        )
+        .into(),
+    );
+    assert!(worst <= 1e-3, "scores differ from the trainer's by {worst}");
+
+    // Bad sessions are typed errors.
+    let bad = |v: JsValue| rec.recommend(v, JsValue::UNDEFINED);
+    for (what, events, code) in [
+        ("not an array", JsValue::from("view"), "INVALID_ARGUMENT"),
+        (
+            "unknown type",
+            js_sys::Array::of1(&opts(&[("type", "dance".into()), ("itemId", "1".into())])).into(),
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "search without a query",
+            js_sys::Array::of1(&opts(&[("type", "search".into())])).into(),
+            "INVALID_ARGUMENT",
+        ),
+    ] {
+        let e = JsFuture::from(bad(events)).await.expect_err(what);
+        assert_eq!(
+            Reflect::get(&e, &"code".into())
+                .unwrap()
+                .as_string()
+                .as_deref(),
+            Some(code),
+            "{what}"
+        );
+    }
+    rec.dispose();
+    let e = JsFuture::from(bad(js_sys::Array::new().into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        Reflect::get(&e, &"code".into())
+            .unwrap()
+            .as_string()
+            .as_deref(),
+        Some("DISPOSED")
+    );
+}

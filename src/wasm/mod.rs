@@ -18,6 +18,8 @@ use crate::shard::Shard;
 
 mod embedder;
 pub use embedder::Embedder;
+mod recommender;
+pub use recommender::BundleRecommender;
 
 #[wasm_bindgen(start)]
 fn start() {
