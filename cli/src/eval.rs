@@ -445,4 +445,27 @@ mod tests {
         let pop = MostPopular::fit(&s);
         assert_eq!(pop.counts, vec![2.0, 2.0, 0.0, 0.0]);
     }
+
+    #[test]
+    fn the_cold_split_withholds_a_seeded_share_from_training_only() {
+        let sessions: Vec<Vec<u32>> = (0..30)
+            .map(|s| (0..8).map(|t| (s * 7 + t * 3) % 50).collect())
+            .collect();
+        let mut a = split(sessions.clone(), 50);
+        a.withhold(0.1, 3);
+        let mut b = split(sessions, 50);
+        b.withhold(0.1, 3);
+        assert_eq!(a.cold, b.cold, "seeded");
+        assert_eq!(a.cold.iter().filter(|&&c| c).count(), 5);
+        for seq in a.train() {
+            assert!(seq.iter().all(|e| !a.cold[e.item.unwrap() as usize]));
+        }
+        // Evaluation inputs keep withheld items; cold and warm cases cover the test set.
+        assert_eq!(a.sessions[0].len(), 8);
+        let (cold, warm) = a.cold_and_warm();
+        assert_eq!(cold.len() + warm.len(), a.test.len());
+        assert!(cold.iter().all(|c| a.cold[c.target as usize]));
+        let pop = MostPopular::fit(&a);
+        assert!((0..50).filter(|&i| a.cold[i]).all(|i| pop.counts[i] == 0.0));
+    }
 }

@@ -111,6 +111,9 @@ enum Command {
         /// Also write a self-contained HTML report (metrics, HR@K curves, training curves, cold start).
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Also evaluate each model with its item vectors stored as int8, as an int8 shard stores them.
+        #[arg(long)]
+        int8: bool,
         /// Skip malformed lines (with a count) instead of failing.
         #[arg(long)]
         skip_bad: bool,
@@ -338,6 +341,7 @@ fn main() -> Result<()> {
             encoder,
             cold,
             report,
+            int8,
             skip_bad,
         } => eval_cmd(EvalArgs {
             catalog: &catalog,
@@ -347,6 +351,7 @@ fn main() -> Result<()> {
             encoder: encoder.as_deref(),
             cold,
             report: report.as_deref(),
+            int8,
             skip_bad,
         }),
         Command::Embed {
@@ -572,6 +577,7 @@ struct EvalArgs<'a> {
     encoder: Option<&'a Path>,
     cold: ColdArgs,
     report: Option<&'a Path>,
+    int8: bool,
     skip_bad: bool,
 }
 
@@ -615,8 +621,13 @@ fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
             |n| n.to_string_lossy().into_owned(),
         );
         let all: Vec<eval::Case> = split.valid.iter().chain(&split.test).copied().collect();
-        let mut scores = train::engine_scores(m, a.encoder, &split, &all)?;
+        let mut scores = train::engine_scores(m, a.encoder, &split, &all, false)?;
         scores.name = format!("shelfwise: {name}");
+        if a.int8 {
+            let mut q = train::engine_scores(m, a.encoder, &split, &all, true)?;
+            q.name = format!("shelfwise: {name}, int8 rows");
+            scorers.push(Box::new(q));
+        }
         if let Some(r) = &record {
             curves.push(report::Curve {
                 name: scores.name.clone(),

@@ -820,8 +820,21 @@ pub fn engine_scores(
     encoder: Option<&Path>,
     split: &Split,
     cases: &[Case],
+    int8: bool,
 ) -> Result<Precomputed> {
-    let saved = Saved::load(dir, shelfwise::backend::cpu_nn::CpuNn)?;
+    let mut saved = Saved::load(dir, shelfwise::backend::cpu_nn::CpuNn)?;
+    if int8 {
+        // What an int8 shard stores: each row quantised symmetrically, then read back as
+        // `scale * q` (the model's inputs and the scored rows alike).
+        let d = saved.model.dim();
+        let mut q = vec![0i8; d];
+        for row in saved.items.chunks_mut(d) {
+            let scale = shelfwise::shard::quantize_i8(row, &mut q);
+            row.iter_mut()
+                .zip(&q)
+                .for_each(|(v, &x)| *v = scale * x as f32);
+        }
+    }
     if saved.items.len() / saved.model.dim() != split.items {
         bail!(
             "{}: the model has vectors for {} items, the catalogue has {}",
