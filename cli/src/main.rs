@@ -623,11 +623,13 @@ fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
         let all: Vec<eval::Case> = split.valid.iter().chain(&split.test).copied().collect();
         let mut scores = train::engine_scores(m, a.encoder, &split, &all, false)?;
         scores.name = format!("shelfwise: {name}");
-        if a.int8 {
+        let int8 = if a.int8 {
             let mut q = train::engine_scores(m, a.encoder, &split, &all, true)?;
             q.name = format!("shelfwise: {name}, int8 rows");
-            scorers.push(Box::new(q));
-        }
+            Some(q)
+        } else {
+            None
+        };
         if let Some(r) = &record {
             curves.push(report::Curve {
                 name: scores.name.clone(),
@@ -635,6 +637,9 @@ fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
             });
         }
         scorers.push(Box::new(scores));
+        if let Some(q) = int8 {
+            scorers.push(Box::new(q));
+        }
     }
     let header = format!(
         "{} items, {} sessions, {} {} cases; full ranking, history masked, ties count against the target",
