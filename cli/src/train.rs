@@ -244,6 +244,7 @@ pub type ShapedTensor = (Vec<usize>, Vec<f32>);
 
 const ITEM_TABLE: &str = "item_embeddings.weight";
 const YEAR_TABLE: &str = "year_embeddings.weight";
+const UNKNOWN_ITEM: &str = "unknown_item.weight";
 
 /// The interest model's parameters as candle variables, keyed by their Hugging Face names, with the fixed
 /// text vectors they are trained over.
@@ -276,6 +277,9 @@ impl Model {
         let mut vars = Vec::new();
         let mut rng = Rng::new(c.seed ^ 0x17e3);
         let mut extra = Vec::new();
+        if c.items == ItemVectors::TextId {
+            extra.push((UNKNOWN_ITEM.to_string(), vec![1, d], vec![0.0; d]));
+        }
         if c.items != ItemVectors::Text {
             extra.push((
                 ITEM_TABLE.to_string(),
@@ -393,7 +397,14 @@ impl Model {
         match self.mode {
             ItemVectors::Id => ids(),
             ItemVectors::Text => text(),
-            ItemVectors::TextId => Ok((text()? + ids()?)?),
+            ItemVectors::TextId => {
+                // An item without its id vector (dropped, or never seen) takes the learned vector of an
+                // unknown item instead: a typical item's share of what ids carry (popularity), so
+                // a withheld item competes on text with items the model knows.
+                let keep = keep.unwrap_or(&self.seen);
+                let unknown = self.t(UNKNOWN_ITEM)?.broadcast_mul(&(1.0 - keep)?)?;
+                Ok(((text()? + ids()?)? + unknown)?)
+            }
         }
     }
 
@@ -486,7 +497,9 @@ impl Model {
         let values: Vec<(String, Vec<usize>, Vec<f32>)> = self
             .vars
             .iter()
-            .filter(|(n, _)| n != ITEM_TABLE && n != QUERY_PROJECTION && n != YEAR_TABLE)
+            .filter(|(n, _)| {
+                ![ITEM_TABLE, QUERY_PROJECTION, YEAR_TABLE, UNKNOWN_ITEM].contains(&n.as_str())
+            })
             .map(|(n, v)| {
                 Ok((
                     n.clone(),
