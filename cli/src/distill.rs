@@ -28,7 +28,7 @@ use shelfwise::synth::Rng;
 use shelfwise::tokenize::Tokenizer;
 
 use crate::data::Item;
-use crate::train::{dropout, encoder_layers, load_encoder};
+use crate::train::{dropout, encoder_layers, load_encoder, vars_to_safetensors};
 
 /// What `shelfwise distill` can set.
 #[derive(Clone, Debug, clap::Args, serde::Serialize)]
@@ -547,31 +547,8 @@ pub fn distill(
     }
 
     // Save, then measure through the engine on the saved files.
-    let values: Vec<(String, Vec<usize>, Vec<f32>)> = vars
-        .iter()
-        .map(|(n, v)| {
-            Ok((
-                n.clone(),
-                v.as_tensor().dims().to_vec(),
-                v.as_tensor().flatten_all()?.to_vec1()?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let views = values
-        .iter()
-        .map(|(n, s, d)| {
-            Ok((
-                n.clone(),
-                safetensors::tensor::TensorView::new(
-                    safetensors::Dtype::F32,
-                    s.clone(),
-                    bytemuck::cast_slice(d),
-                )?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let trained =
-        BertWeights::from_safetensors("student", &safetensors::serialize(views, None)?, &cfg)?;
+        BertWeights::from_safetensors("student", &vars_to_safetensors(vars.iter())?, &cfg)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(
         out.join("config.json"),

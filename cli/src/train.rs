@@ -494,32 +494,9 @@ impl Model {
     /// The engine's weights: the network, with event types the training data lacks given the embedding of
     /// its most common item event type, and the query projection (text modes).
     pub fn interest_weights(&self) -> Result<(BertWeights, Option<ShapedTensor>)> {
-        let values: Vec<(String, Vec<usize>, Vec<f32>)> = self
-            .vars
-            .iter()
-            .filter(|(n, _)| {
-                ![ITEM_TABLE, QUERY_PROJECTION, YEAR_TABLE, UNKNOWN_ITEM].contains(&n.as_str())
-            })
-            .map(|(n, v)| {
-                Ok((
-                    n.clone(),
-                    v.as_tensor().dims().to_vec(),
-                    v.as_tensor().flatten_all()?.to_vec1()?,
-                ))
-            })
-            .collect::<Result<_>>()?;
-        let views = values
-            .iter()
-            .map(|(n, s, d)| {
-                let view = safetensors::tensor::TensorView::new(
-                    safetensors::Dtype::F32,
-                    s.clone(),
-                    bytemuck::cast_slice(d),
-                )?;
-                Ok((n.clone(), view))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let bytes = safetensors::serialize(views, None)?;
+        let bytes = vars_to_safetensors(self.vars.iter().filter(|(n, _)| {
+            ![ITEM_TABLE, QUERY_PROJECTION, YEAR_TABLE, UNKNOWN_ITEM].contains(&n.as_str())
+        }))?;
         let mut w = BertWeights::from_safetensors("interest", &bytes, &self.cfg)?;
         let d = self.cfg.hidden_size;
         let common = (0..EVENT_TYPES.len())
@@ -590,6 +567,31 @@ impl Model {
         )?;
         Ok(())
     }
+}
+
+/// Variables as an F32 safetensors image (which `BertWeights::from_safetensors` checks against a config).
+pub fn vars_to_safetensors<'a>(vars: impl Iterator<Item = &'a (String, Var)>) -> Result<Vec<u8>> {
+    let values: Vec<(String, Vec<usize>, Vec<f32>)> = vars
+        .map(|(n, v)| {
+            Ok((
+                n.clone(),
+                v.as_tensor().dims().to_vec(),
+                v.as_tensor().flatten_all()?.to_vec1()?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let views = values
+        .iter()
+        .map(|(n, s, d)| {
+            let view = safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                s.clone(),
+                bytemuck::cast_slice(d),
+            )?;
+            Ok((n.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(safetensors::serialize(views, None)?)
 }
 
 /// A parameter by name.

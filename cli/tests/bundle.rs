@@ -4,29 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{shelfwise, text, tmp};
 use shelfwise::recommend::{Recommender, SessionEvent};
 use shelfwise::{DeviceChoice, SearchOptions};
-
-fn teacher() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../cache/models/all-MiniLM-L6-v2"
-    ));
-    if dir.join("model.safetensors").exists() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
-        panic!(
-            "{} is missing: scripts/fetch-models.sh must run first",
-            dir.display()
-        );
-    }
-    eprintln!("skipping: run scripts/fetch-models.sh to fetch all-MiniLM-L6-v2");
-    None
-}
 
 const GENRES: [&str; 4] = ["Comedy", "Horror", "Western", "Musical"];
 
@@ -154,7 +136,9 @@ async fn check_parity(
 
 #[test]
 fn distil_train_export_and_the_engine_ranks_as_the_trainer() {
-    let Some(teacher) = teacher() else { return };
+    let Some(teacher) = common::minilm_dir() else {
+        return;
+    };
     let dir = tmp("bundle");
     write_data(&dir);
     let p = |x: &str| dir.join(x).to_str().unwrap().to_string();

