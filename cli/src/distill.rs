@@ -28,7 +28,9 @@ use shelfwise::synth::Rng;
 use shelfwise::tokenize::Tokenizer;
 
 use crate::data::Item;
-use crate::train::{dropout, encoder_layers, load_encoder, vars_to_safetensors};
+use crate::train::{
+    dropout, encoder_layers, epoch_bar, load_encoder, shuffle, vars_to_safetensors,
+};
 
 /// What `shelfwise distill` can set.
 #[derive(Clone, Debug, clap::Args, serde::Serialize)]
@@ -473,18 +475,8 @@ pub fn distill(
     let mut history = Vec::new();
     for epoch in 1..=c.epochs {
         let te = std::time::Instant::now();
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i as u64 + 1) as usize);
-        }
-        let bar = indicatif::ProgressBar::new(order.len().div_ceil(c.batch) as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "epoch {prefix:>3} [{bar:30}] {pos}/{len} batches  loss {msg}  {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(epoch.to_string());
+        shuffle(&mut order, &mut rng);
+        let bar = epoch_bar(epoch, order.len().div_ceil(c.batch));
         let (mut total, mut count) = (0.0f64, 0usize);
         for batch in order.chunks(c.batch) {
             let real = |r: usize| {

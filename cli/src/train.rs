@@ -594,6 +594,28 @@ pub fn vars_to_safetensors<'a>(vars: impl Iterator<Item = &'a (String, Var)>) ->
     Ok(safetensors::serialize(views, None)?)
 }
 
+/// Fisher-Yates with the seeded generator.
+pub fn shuffle(order: &mut [usize], rng: &mut Rng) {
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+}
+
+/// An epoch's progress bar over `batches`: drawn on a terminal, silent when stderr is a file or a pipe
+/// (the per-epoch lines remain).
+pub fn epoch_bar(epoch: usize, batches: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(batches as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "epoch {prefix:>3} [{bar:30}] {pos}/{len} batches  loss {msg}  {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(epoch.to_string());
+    bar
+}
+
 /// A parameter by name.
 pub type Lookup<'a> = dyn Fn(&str) -> Result<&'a Tensor> + 'a;
 
@@ -1002,21 +1024,9 @@ pub fn train(
     let unseen_penalty = ((model.seen.t()? - 1.0)? * 1e9)?;
     for epoch in 1..=c.max_epochs {
         let t0 = std::time::Instant::now();
-        // Fisher-Yates with the seeded generator.
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i as u64 + 1) as usize);
-        }
+        shuffle(&mut order, &mut rng);
         let (mut total, mut count) = (0.0, 0usize);
-        // A bar on a terminal; nothing when stderr is a file or a pipe (the epoch lines remain).
-        let bar = indicatif::ProgressBar::new(order.len().div_ceil(c.batch) as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "epoch {prefix:>3} [{bar:30}] {pos}/{len} batches  loss {msg}  {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(epoch.to_string());
+        let bar = epoch_bar(epoch, order.len().div_ceil(c.batch));
         for batch in order.chunks(c.batch) {
             let l = batch.iter().map(|&i| data[i].len() - 1).max().unwrap_or(1);
             let (mut ids, mut types) = (Vec::with_capacity(batch.len() * l), Vec::new());
