@@ -11,3 +11,4 @@ else
 fi
 wasm=pkg/shelfwise_bg.wasm
 printf 'wasm size: %s bytes, %s bytes gzip -9\n' "$(stat -c %s $wasm)" "$(gzip -9 -c $wasm | wc -c)"
+node scripts/package.mjs pkg

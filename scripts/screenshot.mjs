@@ -11,7 +11,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
   page.on("console", (m) => console.log(`[page] ${m.text()}`));
   page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
-  await page.goto(`http://127.0.0.1:${server.address().port}/www/${webgpu ? "?device=webgpu" : ""}`);
+  await page.goto(`http://127.0.0.1:${server.address().port}/www/engine.html${webgpu ? "?device=webgpu" : ""}`);
   await page.waitForSelector("body[data-ready=true]", { timeout: 120_000 });
   const badge = await page.textContent("#backend");
   const cards = await page.locator(".card").count();

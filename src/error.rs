@@ -87,6 +87,10 @@ pub enum Error {
     #[error("invalid query: {0}")]
     InvalidQuery(String),
 
+    /// An item id the catalogue does not have, where one is required.
+    #[error("no item `{0}` in the catalogue")]
+    UnknownItem(String),
+
     /// An option is out of range or inconsistent.
     #[error("invalid option `{name}`: {reason}")]
     InvalidArgument { name: &'static str, reason: String },
@@ -165,6 +169,7 @@ impl Error {
             Error::DuplicateId(_) => "DUPLICATE_ID",
             Error::EmptyIndex => "EMPTY_INDEX",
             Error::InvalidQuery(_) => "INVALID_QUERY",
+            Error::UnknownItem(_) => "UNKNOWN_ITEM",
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::UnknownCategory { .. } => "UNKNOWN_CATEGORY",
             Error::MissingAttribute { .. } => "MISSING_ATTRIBUTE",

@@ -11,6 +11,15 @@ use crate::index::{DeviceChoice, Index};
 use crate::model::interest::{event_type, SEARCH};
 use crate::model::{Embedder, InterestModel, ModelFiles, Step, StepInput};
 use crate::rank::{Backend, SearchOptions};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use web_time::Instant;
+
+/// A query's text vector (the encoder's output) and its projection into item space.
+type QueryVectors = (Vec<f32>, Vec<f32>);
+
+/// Encoded search queries kept, so that a session's older searches are not encoded again on every call.
+const QUERY_CACHE: usize = 256;
 
 enum Interest {
     Cpu(Box<InterestModel<CpuNn>>),
@@ -33,8 +42,39 @@ pub enum Reason {
     Item { kind: String, id: String },
     /// It is most like what the shopper searched for.
     Query { query: String },
+    /// It is like this item (item-to-item: [`Recommender::similar`]).
+    Similar { id: String },
+    /// The session had nothing to go on, but the shopper's long-term profile did.
+    Profile,
     /// The session had nothing to go on: a popular item.
     Popular,
+}
+
+/// What one call did, in milliseconds: encoding new search queries (tokenizer and text encoder), the
+/// interest model, and ranking with filters and MMR.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimings {
+    pub tokenize_ms: f64,
+    pub model_ms: f64,
+    pub rank_ms: f64,
+    pub total_ms: f64,
+}
+
+/// The result of [`Recommender::recommend`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recommendations {
+    pub items: Vec<Recommended>,
+    /// The session's interest vector (before any profile blend); `None` when no event could be used.
+    pub interest: Option<Vec<f32>>,
+    pub timings: StageTimings,
+}
+
+/// A long-term interest vector (for example a decayed average of past sessions' interest vectors) and the
+/// share it takes of the ranking vector, in `[0, 1]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Profile<'a> {
+    pub vector: &'a [f32],
+    pub weight: f32,
 }
 
 /// One recommended item.
@@ -51,6 +91,8 @@ pub struct Recommender {
     interest: Interest,
     encoder: Option<Embedder>,
     files: RecommenderFiles,
+    /// Projected query vectors by query text, at most [`QUERY_CACHE`].
+    queries: Mutex<HashMap<String, QueryVectors>>,
 }
 
 impl std::fmt::Debug for Recommender {
@@ -174,6 +216,7 @@ impl Recommender {
             interest,
             encoder,
             files,
+            queries: Mutex::new(HashMap::new()),
         })
     }
 
@@ -214,9 +257,59 @@ impl Recommender {
         v
     }
 
-    /// The model's steps for `events`, with what each one is (for reasons). Events the bundle cannot use
-    /// (unknown items, searches without an encoder) are skipped.
-    async fn steps(&self, events: &[SessionEvent]) -> Result<(Vec<Step>, Vec<(Reason, Vec<f32>)>)> {
+    /// Text and projected vectors of `queries`, encoding only those not cached. Returns the time spent
+    /// encoding.
+    async fn query_vectors(&self, queries: &[&str]) -> Result<(Vec<QueryVectors>, f64)> {
+        let Some(enc) = &self.encoder else {
+            return Ok((Vec::new(), 0.0));
+        };
+        let missing: Vec<&str> = {
+            let cache = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+            let mut m: Vec<&str> = queries
+                .iter()
+                .copied()
+                .filter(|q| !cache.contains_key(*q))
+                .collect();
+            m.sort_unstable();
+            m.dedup();
+            m
+        };
+        let t0 = Instant::now();
+        let mut fresh = Vec::new();
+        if !missing.is_empty() {
+            let v = enc.embed(&missing).await?;
+            for (q, t) in missing.iter().zip(v.chunks_exact(enc.dim())) {
+                let projected = match &self.interest {
+                    Interest::Cpu(i) => i.project_text(t)?,
+                    Interest::Gpu(i) => i.project_text(t)?,
+                };
+                fresh.push((q.to_string(), (t.to_vec(), projected)));
+            }
+        }
+        let ms = elapsed_ms(t0);
+        let mut cache = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() + fresh.len() > QUERY_CACHE {
+            cache.clear();
+        }
+        let mut out = Vec::with_capacity(queries.len());
+        for q in queries {
+            match fresh.iter().find(|(f, _)| f == q) {
+                Some((_, v)) => out.push(v.clone()),
+                None => out.push(cache.get(*q).cloned().ok_or_else(|| {
+                    Error::invalid("query", "a cached query vector went missing")
+                })?),
+            }
+        }
+        cache.extend(fresh);
+        Ok((out, ms))
+    }
+
+    /// The model's steps for `events`, with what each one is (for reasons), and the time spent encoding
+    /// queries. Events the bundle cannot use (unknown items, searches without an encoder) are skipped.
+    async fn steps(
+        &self,
+        events: &[SessionEvent],
+    ) -> Result<(Vec<Step>, Vec<(Reason, Vec<f32>)>, f64)> {
         let mut steps = Vec::new();
         let mut sources = Vec::new();
         let queries: Vec<&str> = events
@@ -226,11 +319,8 @@ impl Recommender {
                 _ => None,
             })
             .collect();
-        let query_vectors = match (&self.encoder, queries.is_empty()) {
-            (Some(enc), false) => enc.embed(&queries).await?,
-            _ => Vec::new(),
-        };
-        let mut q = 0;
+        let (mut query_vectors, tokenize_ms) = self.query_vectors(&queries).await?;
+        query_vectors.reverse();
         for e in events {
             match e {
                 SessionEvent::Item { kind, id } => {
@@ -254,16 +344,12 @@ impl Recommender {
                     ));
                 }
                 SessionEvent::Search { query } => {
-                    let Some(enc) = &self.encoder else { continue };
-                    if query.trim().is_empty() {
+                    if self.encoder.is_none() || query.trim().is_empty() {
                         continue;
                     }
-                    let t = query_vectors[q * enc.dim()..(q + 1) * enc.dim()].to_vec();
-                    q += 1;
-                    let projected = match &self.interest {
-                        Interest::Cpu(i) => i.project_text(&t)?,
-                        Interest::Gpu(i) => i.project_text(&t)?,
-                    };
+                    let (t, projected) = query_vectors.pop().ok_or_else(|| {
+                        Error::invalid("query", "fewer query vectors than searches")
+                    })?;
                     steps.push(Step {
                         kind: SEARCH,
                         input: StepInput::Text(t),
@@ -277,12 +363,12 @@ impl Recommender {
                 }
             }
         }
-        Ok((steps, sources))
+        Ok((steps, sources, tokenize_ms))
     }
 
     /// The session's interest vector, or `None` when no event could be used.
     pub async fn interest(&self, events: &[SessionEvent]) -> Result<Option<Vec<f32>>> {
-        let (steps, _) = self.steps(events).await?;
+        let (steps, _, _) = self.steps(events).await?;
         self.interest_of(steps).await
     }
 
@@ -297,36 +383,98 @@ impl Recommender {
         Ok(Some(v))
     }
 
-    /// Ranks the catalogue for a session. An empty (or unusable) session ranks by the shards'
-    /// `popularity`, with reason [`Reason::Popular`].
+    /// Ranks the catalogue for a session, blended with a long-term `profile` when one is given. A
+    /// session with no usable event ranks by the profile alone ([`Reason::Profile`]) or, without one, by
+    /// the shards' `popularity` ([`Reason::Popular`]).
     pub async fn recommend(
         &self,
         events: &[SessionEvent],
         opts: &SearchOptions,
-    ) -> Result<Vec<Recommended>> {
-        let (steps, sources) = self.steps(events).await?;
-        let Some(v) = self.interest_of(steps).await? else {
-            let popular = SearchOptions {
-                popularity_weight: 1.0,
-                ..opts.clone()
-            };
-            let r = self.index.search(&vec![0.0; self.dim()], &popular).await?;
-            return Ok(r
-                .ids
-                .into_iter()
-                .zip(r.scores)
-                .map(|(id, score)| Recommended {
-                    id,
-                    score,
-                    reason: Reason::Popular,
-                })
-                .collect());
+        profile: Option<Profile<'_>>,
+    ) -> Result<Recommendations> {
+        let t0 = Instant::now();
+        if let Some(p) = &profile {
+            if p.vector.len() != self.dim() {
+                return Err(Error::Dimension {
+                    context: "the profile vector".into(),
+                    expected: self.dim(),
+                    found: p.vector.len(),
+                });
+            }
+            if !(0.0..=1.0).contains(&p.weight) || p.vector.iter().any(|x| !x.is_finite()) {
+                return Err(Error::invalid(
+                    "profile",
+                    "the weight must be in [0, 1] and the vector finite",
+                ));
+            }
+        }
+        let (steps, mut sources, tokenize_ms) = self.steps(events).await?;
+        let t1 = Instant::now();
+        let interest = self.interest_of(steps).await?;
+        let model_ms = elapsed_ms(t1);
+        let t2 = Instant::now();
+        let query = match (&interest, &profile) {
+            (Some(v), Some(p)) if p.weight > 0.0 => Some(
+                v.iter()
+                    .zip(p.vector)
+                    .map(|(a, b)| (1.0 - p.weight) * a + p.weight * b)
+                    .collect(),
+            ),
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(p)) if p.weight > 0.0 => {
+                sources.push((Reason::Profile, p.vector.to_vec()));
+                Some(p.vector.to_vec())
+            }
+            (None, _) => None,
         };
-        let r = self.index.search(&v, opts).await?;
-        Ok(r.rows
-            .iter()
-            .zip(r.ids)
+        let items = match query {
+            Some(q) => {
+                let r = self.index.search(&q, opts).await?;
+                self.explained(r.rows, r.ids, r.scores, &sources)
+            }
+            None => self.popular(opts).await?,
+        };
+        Ok(Recommendations {
+            items,
+            interest,
+            timings: StageTimings {
+                tokenize_ms,
+                model_ms,
+                rank_ms: elapsed_ms(t2),
+                total_ms: elapsed_ms(t0),
+            },
+        })
+    }
+
+    /// The most popular items that pass `opts`' filters.
+    async fn popular(&self, opts: &SearchOptions) -> Result<Vec<Recommended>> {
+        let popular = SearchOptions {
+            popularity_weight: 1.0,
+            ..opts.clone()
+        };
+        let r = self.index.search(&vec![0.0; self.dim()], &popular).await?;
+        Ok(r.ids
+            .into_iter()
             .zip(r.scores)
+            .map(|(id, score)| Recommended {
+                id,
+                score,
+                reason: Reason::Popular,
+            })
+            .collect())
+    }
+
+    /// Results with, for each, the source most like it as its reason.
+    fn explained(
+        &self,
+        rows: Vec<u32>,
+        ids: Vec<String>,
+        scores: Vec<f32>,
+        sources: &[(Reason, Vec<f32>)],
+    ) -> Vec<Recommended> {
+        rows.iter()
+            .zip(ids)
+            .zip(scores)
             .map(|((&row, id), score)| {
                 let item = self.item_vector(row as usize);
                 let reason = sources
@@ -341,6 +489,61 @@ impl Recommender {
                     .map_or(Reason::Popular, |(r, _)| r.clone());
                 Recommended { id, score, reason }
             })
+            .collect()
+    }
+
+    /// Items like item `id` (by the dot product of item vectors), without `id` itself.
+    pub async fn similar(&self, id: &str, opts: &SearchOptions) -> Result<Vec<Recommended>> {
+        let row = self
+            .index
+            .catalog()
+            .row_of(id)
+            .ok_or_else(|| Error::UnknownItem(id.chars().take(200).collect()))?;
+        let mut opts = opts.clone();
+        opts.exclude.push(id.to_string());
+        let r = self.index.search(&self.item_vector(row), &opts).await?;
+        Ok(r.ids
+            .into_iter()
+            .zip(r.scores)
+            .map(|(i, score)| Recommended {
+                id: i,
+                score,
+                reason: Reason::Similar { id: id.to_string() },
+            })
             .collect())
     }
+
+    /// Items for a typed query alone: the encoded query, through the interest model's query projection,
+    /// ranks the shards directly.
+    pub async fn search(&self, query: &str, opts: &SearchOptions) -> Result<Vec<Recommended>> {
+        if self.encoder.is_none() {
+            return Err(Error::invalid(
+                "query",
+                "this bundle has no text encoder, so it cannot search",
+            ));
+        }
+        if query.trim().is_empty() {
+            return Err(Error::InvalidQuery("the query is empty".into()));
+        }
+        let (mut v, _) = self.query_vectors(&[query]).await?;
+        let (_, projected) = v
+            .pop()
+            .ok_or_else(|| Error::InvalidQuery("the query could not be encoded".into()))?;
+        let r = self.index.search(&projected, opts).await?;
+        Ok(r.ids
+            .into_iter()
+            .zip(r.scores)
+            .map(|(id, score)| Recommended {
+                id,
+                score,
+                reason: Reason::Query {
+                    query: query.to_string(),
+                },
+            })
+            .collect())
+    }
+}
+
+fn elapsed_ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
 }

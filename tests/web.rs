@@ -648,6 +648,7 @@ async fn bundle_in_the_browser_ranks_as_the_trainer() {
         let out = JsFuture::from(rec.recommend(
             events.into(),
             opts(&[("k", 10.into()), ("exclude", exclude.into())]),
+            JsValue::UNDEFINED,
         ))
         .await
         .unwrap_or_else(|e| panic!("case {n}: {}", js_message(&e)));
@@ -687,7 +688,7 @@ async fn bundle_in_the_browser_ranks_as_the_trainer() {
     assert!(worst <= 1e-3, "scores differ from the trainer's by {worst}");
 
     // Bad sessions are typed errors.
-    let bad = |v: JsValue| rec.recommend(v, JsValue::UNDEFINED);
+    let bad = |v: JsValue| rec.recommend(v, JsValue::UNDEFINED, JsValue::UNDEFINED);
     for (what, events, code) in [
         ("not an array", JsValue::from("view"), "INVALID_ARGUMENT"),
         (

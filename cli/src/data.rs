@@ -313,8 +313,26 @@ fn read_atomic(path: &Path, want: &[&str]) -> Result<Vec<Vec<String>>> {
     Ok(rows)
 }
 
+/// FNV-1a of an item id: the seed of the storefront attributes MovieLens lacks.
+fn id_hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A price for the demo storefront, derived from the id alone (MovieLens has none): 2.99 to 23.99.
+pub fn demo_price(id: &str) -> f32 {
+    (3 + (id_hash(id) % 22) as u32) as f32 - 0.01
+}
+
+/// Whether the demo storefront shows the item in stock, derived from the id alone: about 9 in 10 are.
+pub fn demo_in_stock(id: &str) -> bool {
+    !(id_hash(id) >> 8).is_multiple_of(10)
+}
+
 /// Converts RecBole's MovieLens-100k (`ml-100k.item`, `ml-100k.inter` in `source`) into `catalog.jsonl` and
-/// `events.jsonl` in `out`. Every rating becomes a `rate` event; events are ordered by timestamp, ties
+/// `events.jsonl` in `out`. Items get a deterministic demo price and stock flag ([`demo_price`],
+/// [`demo_in_stock`]), which the model never reads. Every rating becomes a `rate` event; events are ordered by timestamp, ties
 /// keeping the source file's order. Returns (items, events).
 pub fn convert_ml100k(source: &Path, out: &Path) -> Result<(usize, usize)> {
     let items: Vec<Item> = read_atomic(
@@ -327,8 +345,8 @@ pub fn convert_ml100k(source: &Path, out: &Path) -> Result<(usize, usize)> {
         title: r[1].trim().to_string(),
         categories: r[3].split_whitespace().map(String::from).collect(),
         year: r[2].trim().parse().ok(),
-        price: None,
-        in_stock: None,
+        price: Some(demo_price(&r[0])),
+        in_stock: Some(demo_in_stock(&r[0])),
         popularity: None,
         text: None,
     })

@@ -804,7 +804,9 @@ fn recommend_cmd(
             exclude,
             ..Default::default()
         },
-    ))?;
+        None,
+    ))?
+    .items;
     println!(
         "{} items; model on {:?}, ranking on {:?}; loaded in {load_ms:.0} ms, recommended in {:.1} ms",
         rec.catalog().len(),
@@ -816,6 +818,8 @@ fn recommend_cmd(
         let why = match &r.reason {
             Reason::Item { kind, id } => format!("because of {kind} of {}", title(id)),
             Reason::Query { query } => format!("because you searched \"{query}\""),
+            Reason::Similar { id } => format!("like {}", title(id)),
+            Reason::Profile => "from your earlier visits".into(),
             Reason::Popular => "popular".into(),
         };
         println!("{:>3}. {:<50} {:>8.4}  {why}", i + 1, title(&r.id), r.score);

@@ -108,9 +108,11 @@ async fn check_parity(
                     exclude,
                     ..Default::default()
                 },
+                None,
             )
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         let theirs: Vec<(String, f32)> = serde_json::from_value(c["top"].clone()).unwrap();
         let ours: Vec<&str> = out.iter().map(|r| r.id.as_str()).collect();
         let ids: Vec<&str> = theirs.iter().map(|t| t.0.as_str()).collect();

@@ -128,6 +128,76 @@ fn events_of(v: &JsValue) -> Result<Vec<SessionEvent>, Error> {
         .collect()
 }
 
+/// `{ vector: Float32Array | number[], weight }`, or nothing.
+fn profile_of(v: &JsValue) -> Result<Option<(Vec<f32>, f32)>, Error> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    if !v.is_object() {
+        return Err(Error::invalid("profile", "must be { vector, weight }"));
+    }
+    let vector = Reflect::get(v, &"vector".into()).unwrap_or(JsValue::UNDEFINED);
+    let vector: Vec<f32> = if let Some(a) = vector.dyn_ref::<js_sys::Float32Array>() {
+        a.to_vec()
+    } else if Array::is_array(&vector) {
+        Array::from(&vector)
+            .iter()
+            .map(|x| x.as_f64().map(|f| f as f32))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::invalid("profile", "`vector` must hold numbers"))?
+    } else {
+        return Err(Error::invalid(
+            "profile",
+            "`vector` must be a Float32Array or an array of numbers",
+        ));
+    };
+    let weight = Reflect::get(v, &"weight".into())
+        .ok()
+        .and_then(|w| w.as_f64())
+        .ok_or_else(|| Error::invalid("profile", "`weight` must be a number"))?;
+    Ok(Some((vector, weight as f32)))
+}
+
+/// `{ kind, itemId?, query? }` for a reason.
+fn reason_js(reason: &Reason) -> js_sys::Object {
+    match reason {
+        Reason::Item { kind, id } => object(&[
+            ("kind", reason_kind(kind).into()),
+            ("itemId", id.as_str().into()),
+        ]),
+        Reason::Query { query } => object(&[
+            ("kind", "searched".into()),
+            ("query", query.as_str().into()),
+        ]),
+        Reason::Similar { id } => {
+            object(&[("kind", "similar".into()), ("itemId", id.as_str().into())])
+        }
+        Reason::Profile => object(&[("kind", "profile".into())]),
+        Reason::Popular => object(&[("kind", "popular".into())]),
+    }
+}
+
+fn items_js(items: &[recommend::Recommended]) -> Array {
+    let out = Array::new();
+    for r in items {
+        out.push(&object(&[
+            ("id", r.id.as_str().into()),
+            ("score", r.score.into()),
+            ("reason", reason_js(&r.reason).into()),
+        ]));
+    }
+    out
+}
+
+fn listing(items: &[recommend::Recommended], backend: &str, ms: f64) -> JsValue {
+    object(&[
+        ("items", items_js(items).into()),
+        ("backend", backend.into()),
+        ("totalMs", ms.into()),
+    ])
+    .into()
+}
+
 #[wasm_bindgen]
 impl BundleRecommender {
     /// An empty recommender whose methods reject with `NOT_LOADED`. Prefer `BundleRecommender.load`.
@@ -194,48 +264,122 @@ impl BundleRecommender {
         })
     }
 
-    /// Recommends for a session (`events`, oldest first): `{ items: [{ id, score, reason }], backend }`.
-    /// Item events whose ids the bundle lacks are skipped; an empty session gets popular items. Safe to
-    /// call while other calls are in flight.
+    /// Recommends for a session (`events`, oldest first):
+    /// `{ items: [{ id, score, reason }], backend, interest, timings, totalMs }`. `profile`, when given, is
+    /// `{ vector: Float32Array, weight }`: a long-term interest vector blended into the session's. Item
+    /// events whose ids the bundle lacks are skipped; an empty session gets the profile's or popular
+    /// items. Safe to call while other calls are in flight.
     #[wasm_bindgen(unchecked_return_type = "Promise<BundleRecommendations>")]
     pub fn recommend(
         &self,
         #[wasm_bindgen(unchecked_param_type = "SessionEvent[]")] events: JsValue,
         #[wasm_bindgen(unchecked_param_type = "SearchOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "InterestProfile | undefined")] profile: JsValue,
     ) -> js_sys::Promise {
-        let prepared = self
-            .ready()
-            .and_then(|r| Ok((r, events_of(&events)?, parse_search_options(&options)?)));
+        let prepared = self.ready().and_then(|r| {
+            Ok((
+                r,
+                events_of(&events)?,
+                parse_search_options(&options)?,
+                profile_of(&profile)?,
+            ))
+        });
         future_to_promise(async move {
-            let (rec, events, opts) = prepared?;
+            let (rec, events, opts, profile) = prepared?;
             let t0 = js_sys::Date::now();
-            let out = rec.recommend(&events, &opts).await?;
-            let items = Array::new();
-            for r in &out {
-                let reason = match &r.reason {
-                    Reason::Item { kind, id } => object(&[
-                        ("kind", reason_kind(kind).into()),
-                        ("itemId", id.as_str().into()),
-                    ]),
-                    Reason::Query { query } => object(&[
-                        ("kind", "searched".into()),
-                        ("query", query.as_str().into()),
-                    ]),
-                    Reason::Popular => object(&[("kind", "popular".into())]),
-                };
-                items.push(&object(&[
-                    ("id", r.id.as_str().into()),
-                    ("score", r.score.into()),
-                    ("reason", reason.into()),
-                ]));
-            }
+            let out = rec
+                .recommend(
+                    &events,
+                    &opts,
+                    profile.as_ref().map(|(v, w)| recommend::Profile {
+                        vector: v,
+                        weight: *w,
+                    }),
+                )
+                .await?;
+            let t = out.timings;
+            let timings = object(&[
+                ("tokenizeMs", t.tokenize_ms.into()),
+                ("modelMs", t.model_ms.into()),
+                ("rankMs", t.rank_ms.into()),
+                ("totalMs", t.total_ms.into()),
+            ]);
             Ok(object(&[
-                ("items", items.into()),
+                ("items", items_js(&out.items).into()),
                 ("backend", rec.model_backend().name().into()),
+                (
+                    "interest",
+                    out.interest
+                        .as_deref()
+                        .map_or(JsValue::UNDEFINED, |v| js_sys::Float32Array::from(v).into()),
+                ),
+                ("timings", timings.into()),
                 ("totalMs", (js_sys::Date::now() - t0).into()),
             ])
             .into())
         })
+    }
+
+    /// Items like `itemId` (item-to-item), without it: `{ items, backend, totalMs }`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<BundleRecommendations>")]
+    pub fn similar(
+        &self,
+        #[wasm_bindgen(js_name = itemId)] item_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SearchOptions | undefined")] options: JsValue,
+    ) -> js_sys::Promise {
+        let prepared = self.ready().and_then(|r| {
+            let id = item_id
+                .as_string()
+                .ok_or_else(|| Error::invalid("itemId", "must be a string"))?;
+            Ok((r, id, parse_search_options(&options)?))
+        });
+        future_to_promise(async move {
+            let (rec, id, opts) = prepared?;
+            let t0 = js_sys::Date::now();
+            let items = rec.similar(&id, &opts).await?;
+            Ok(listing(
+                &items,
+                rec.rank_backend().name(),
+                js_sys::Date::now() - t0,
+            ))
+        })
+    }
+
+    /// Items for a typed query alone (semantic search over the shards): `{ items, backend, totalMs }`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<BundleRecommendations>")]
+    pub fn search(
+        &self,
+        query: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SearchOptions | undefined")] options: JsValue,
+    ) -> js_sys::Promise {
+        let prepared = self.ready().and_then(|r| {
+            let q = query
+                .as_string()
+                .ok_or_else(|| Error::invalid("query", "must be a string"))?;
+            Ok((r, q, parse_search_options(&options)?))
+        });
+        future_to_promise(async move {
+            let (rec, q, opts) = prepared?;
+            let t0 = js_sys::Date::now();
+            let items = rec.search(&q, &opts).await?;
+            Ok(listing(
+                &items,
+                rec.model_backend().name(),
+                js_sys::Date::now() - t0,
+            ))
+        })
+    }
+
+    /// Whether the bundle has item `itemId`.
+    pub fn has(&self, #[wasm_bindgen(js_name = itemId)] item_id: &str) -> bool {
+        self.ready()
+            .is_ok_and(|r| r.catalog().row_of(item_id).is_some())
+    }
+
+    /// Width of item and interest vectors; 0 before load.
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.ready().map_or(0, |r| r.dim())
     }
 
     /// Items in the bundle; 0 before load.
@@ -278,11 +422,31 @@ export type SessionEvent =
 export type RecommendationReason =
   | { kind: "viewed" | "clicked" | "added_to_cart" | "purchased" | "favorited" | "rated"; itemId: string }
   | { kind: "searched"; query: string }
+  | { kind: "similar"; itemId: string }
+  | { kind: "profile" }
   | { kind: "popular" };
+
+/** A long-term interest vector and the share, in [0, 1], it takes of the ranking vector. */
+export interface InterestProfile {
+  vector: Float32Array | number[];
+  weight: number;
+}
+
+/** Milliseconds per stage: encoding new queries, the interest model, ranking (filters, MMR). */
+export interface StageTimings {
+  tokenizeMs: number;
+  modelMs: number;
+  rankMs: number;
+  totalMs: number;
+}
 
 export interface BundleRecommendations {
   items: { id: string; score: number; reason: RecommendationReason }[];
   backend: "webgpu" | "cpu";
+  /** The session's interest vector (recommend only; absent when no event could be used). */
+  interest?: Float32Array;
+  /** Per stage (recommend only). */
+  timings?: StageTimings;
   totalMs: number;
 }
 "#;

@@ -1,6 +1,6 @@
 // The demo page: all ranking happens in worker.js; this file only renders.
 const $ = (id) => document.getElementById(id);
-const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+const worker = new Worker(new URL("./engine-worker.js", import.meta.url), { type: "module" });
 const pending = new Map();
 let nextId = 1;
 let info = null;

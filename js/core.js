@@ -1,0 +1,579 @@
+// The storefront API over an engine (this thread's, or a worker's): the on-device session store
+// (history, debounce, cap, persistence, long-term profile), option checking, events, and the CPU fallback.
+import { ShelfwiseError, asShelfwiseError } from "./errors.js";
+
+/** Event types `track` takes. `ignore` marks an item the shopper passed over: it is kept, and excluded. */
+export const EVENT_TYPES = ["view", "click", "search", "add_to_cart", "purchase", "favorite", "ignore"];
+const ITEM_TYPES = new Set(EVENT_TYPES.filter((t) => t !== "search"));
+const EVENT_KEYS = new Set(["type", "itemId", "query", "ts", "dwellMs"]);
+/** The longest search query `track` and `search` take, in characters. */
+export const MAX_QUERY_CHARS = 1000;
+const MAX_ID_CHARS = 256;
+/** Recent events sent to the model: it skips unknown items and reads the last `max_len` (50) of the rest. */
+const MODEL_EVENTS = 200;
+const HOOKS = new Set(["impression", "click", "recommendations", "backendchange", "warning"]);
+const RECOMMEND_KEYS = new Set([
+  "k",
+  "excludeSeen",
+  "exclude",
+  "allow",
+  "categories",
+  "priceRange",
+  "inStockOnly",
+  "diversity",
+  "perCategoryCap",
+  "boosts",
+  "explain",
+  "variant",
+  "popularityWeight",
+]);
+
+const DEFAULTS = {
+  device: "auto",
+  cache: true,
+  persist: "none",
+  storageKey: "default",
+  historyCap: 500,
+  debounceMs: 2000,
+  sessionGapMs: 30 * 60 * 1000,
+  profileWeight: 0.3,
+  profileDecay: 0.7,
+};
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const bad = (code, message, field) => new ShelfwiseError(code, message, field ? { field } : {});
+
+function checkOptions(options) {
+  if (options === undefined) return { ...DEFAULTS };
+  if (!isObject(options)) throw bad("INVALID_ARGUMENT", "options must be an object", "options");
+  const o = { ...DEFAULTS, ...options };
+  if (!["auto", "webgpu", "cpu"].includes(o.device)) {
+    throw bad("INVALID_ARGUMENT", `device must be "auto", "webgpu" or "cpu", not ${JSON.stringify(o.device)}`, "device");
+  }
+  if (!["none", "indexeddb"].includes(o.persist)) {
+    throw bad("INVALID_ARGUMENT", `persist must be "none" or "indexeddb", not ${JSON.stringify(o.persist)}`, "persist");
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== "function") {
+    throw bad("INVALID_ARGUMENT", "onProgress must be a function", "onProgress");
+  }
+  for (const [key, lo, hi] of [
+    ["historyCap", 1, 100000],
+    ["debounceMs", 0, 3.6e6],
+    ["sessionGapMs", 1, 3.15e10],
+    ["profileWeight", 0, 1],
+    ["profileDecay", 0, 1],
+  ]) {
+    if (typeof o[key] !== "number" || !Number.isFinite(o[key]) || o[key] < lo || o[key] > hi) {
+      throw bad("INVALID_ARGUMENT", `${key} must be a number in [${lo}, ${hi}]`, key);
+    }
+  }
+  if (typeof o.storageKey !== "string" || o.storageKey.length === 0 || o.storageKey.length > 200) {
+    throw bad("INVALID_ARGUMENT", "storageKey must be a non-empty string of at most 200 characters", "storageKey");
+  }
+  return o;
+}
+
+/** Checks one `track` event; returns its stored form. Throws a ShelfwiseError. */
+export function checkEvent(event, now = Date.now()) {
+  if (!isObject(event)) throw bad("INVALID_EVENT", "an event must be an object like { type, itemId }", "event");
+  for (const key of Object.keys(event)) {
+    if (!EVENT_KEYS.has(key)) throw bad("INVALID_EVENT", `events have no field \`${key}\``, key);
+  }
+  const { type } = event;
+  if (typeof type !== "string") throw bad("INVALID_EVENT", "`type` must be a string", "type");
+  if (!EVENT_TYPES.includes(type)) {
+    throw bad("UNKNOWN_EVENT_TYPE", `unknown event type ${JSON.stringify(type.slice(0, 40))}; one of ${EVENT_TYPES.join(", ")}`, "type");
+  }
+  const out = { type };
+  if (type === "search") {
+    if (typeof event.query !== "string") throw bad("INVALID_EVENT", "a search event needs a string `query`", "query");
+    if (event.query.length > MAX_QUERY_CHARS) {
+      throw bad("QUERY_TOO_LONG", `a query is at most ${MAX_QUERY_CHARS} characters, not ${event.query.length}`, "query");
+    }
+    if (event.query.trim() === "") throw bad("INVALID_EVENT", "a search event's `query` is empty", "query");
+    if (event.itemId !== undefined) throw bad("INVALID_EVENT", "a search event has no `itemId`", "itemId");
+    out.query = event.query;
+  } else {
+    if (typeof event.itemId !== "string" || event.itemId === "") {
+      throw bad("INVALID_EVENT", `a ${type} event needs a non-empty string \`itemId\``, "itemId");
+    }
+    if (event.itemId.length > MAX_ID_CHARS) throw bad("INVALID_EVENT", `an item id is at most ${MAX_ID_CHARS} characters`, "itemId");
+    if (event.query !== undefined) throw bad("INVALID_EVENT", `a ${type} event has no \`query\``, "query");
+    out.itemId = event.itemId;
+  }
+  const ts = event.ts ?? now;
+  if (typeof ts !== "number" || !Number.isFinite(ts) || ts < 0) {
+    throw bad("INVALID_EVENT", "`ts` must be a finite, non-negative number of milliseconds", "ts");
+  }
+  out.ts = ts;
+  if (event.dwellMs !== undefined) {
+    if (typeof event.dwellMs !== "number" || !Number.isFinite(event.dwellMs) || event.dwellMs < 0) {
+      throw bad("INVALID_EVENT", "`dwellMs` must be a finite, non-negative number", "dwellMs");
+    }
+    out.dwellMs = event.dwellMs;
+  }
+  return out;
+}
+
+/** A stored event read back (persisted state is untrusted): the event, or null. */
+function restoreEvent(e) {
+  try {
+    return checkEvent(e, NaN);
+  } catch {
+    return null;
+  }
+}
+
+// ---- IndexedDB: one record per storage key -------------------------------------------------------
+
+const DB = "shelfwise";
+const STORE = "state";
+
+function idb(run) {
+  return new Promise((resolve, reject) => {
+    if (!globalThis.indexedDB) return reject(new Error("IndexedDB is not available"));
+    const open = indexedDB.open(DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(STORE, "readwrite");
+      const req = run(tx.objectStore(STORE));
+      tx.oncomplete = () => {
+        db.close();
+        resolve(req?.result);
+      };
+      tx.onerror = tx.onabort = () => {
+        db.close();
+        reject(tx.error);
+      };
+    };
+  });
+}
+
+// ---- the API ------------------------------------------------------------------------------------
+
+/**
+ * The storefront recommender. `new Recommender(bundle, options)` starts loading at once and takes
+ * `track` calls straight away; `await Recommender.load(bundle, options)` resolves when it is ready.
+ */
+export class RecommenderCore {
+  #opts;
+  #engine = null;
+  #ready;
+  #loadError = null;
+  #disposed = false;
+  #history = [];
+  #sessionStart = 0; // index in #history where the current session begins
+  #profile = null; // { vector: Float32Array, sessions }
+  #handlers = new Map();
+  #pendingWarnings = [];
+  #lastShown = new Map(); // itemId -> { rank, variant } of the latest impression
+  #saving = Promise.resolve();
+  #folding = Promise.resolve();
+  #backend = null;
+
+  constructor(source, options, openEngine) {
+    this.#opts = checkOptions(options);
+    const restored = this.#opts.persist === "indexeddb" ? this.#restore() : Promise.resolve();
+    // Writes wait for the stored record to be read (and merged with events tracked meanwhile).
+    this.#saving = restored.catch(() => {});
+    this.#ready = (async () => {
+      const [engine] = await Promise.all([
+        openEngine(source, {
+          device: this.#opts.device,
+          cache: this.#opts.cache,
+          onProgress: this.#opts.onProgress,
+          wasm: this.#opts.wasm,
+        }),
+        restored,
+      ]);
+      if (this.#disposed) {
+        engine.dispose();
+        throw bad("DISPOSED", "the recommender was disposed while it loaded");
+      }
+      this.#engine = engine;
+      this.#backend = engine.info.backend;
+      const info = engine.info;
+      this.#progress({ type: "ready", backend: info.backend, items: info.items, loaded: info.bytes, total: info.bytes, cachedBytes: info.cachedBytes });
+      // A session that ended while the page was closed becomes part of the long-term profile.
+      this.#maybeEndSession(Date.now());
+      return this;
+    })().catch((e) => {
+      this.#loadError = asShelfwiseError(e);
+      throw this.#loadError;
+    });
+    // Calls made before load report the load error themselves; this only keeps it from being unhandled.
+    this.#ready.catch(() => {});
+  }
+
+  /** Resolves with this recommender once the bundle is loaded (rejects with the load's error). */
+  get ready() {
+    return this.#ready;
+  }
+
+  /** `"webgpu"` or `"cpu"` once loaded, else `null`. */
+  get backend() {
+    return this.#backend;
+  }
+
+  /** Facts about the loaded bundle: items, dim, modelId, categories, takesSearches, bytes. */
+  get info() {
+    return this.#engine ? { ...this.#engine.info } : null;
+  }
+
+  #progress(e) {
+    try {
+      this.#opts.onProgress?.(e);
+    } catch {
+      // ignore: a progress handler cannot break the API
+    }
+  }
+
+  #emit(type, payload) {
+    const hs = this.#handlers.get(type);
+    if (type === "warning" && (!hs || hs.size === 0)) {
+      this.#pendingWarnings.push(payload);
+      return;
+    }
+    for (const h of hs ?? []) {
+      try {
+        h(payload);
+      } catch (e) {
+        // A throwing handler must not break the API; report it once on the console.
+        console.error("shelfwise: a", type, "handler threw", e);
+      }
+    }
+  }
+
+  #warn(code, message) {
+    this.#emit("warning", { code, message });
+  }
+
+  /** Subscribes to `impression`, `click`, `recommendations`, `backendchange` or `warning`; returns the unsubscribe function. */
+  on(type, handler) {
+    if (!HOOKS.has(type)) throw bad("INVALID_ARGUMENT", `no event ${JSON.stringify(String(type).slice(0, 40))}; one of ${[...HOOKS].join(", ")}`, "type");
+    if (typeof handler !== "function") throw bad("INVALID_ARGUMENT", "the handler must be a function", "handler");
+    if (!this.#handlers.has(type)) this.#handlers.set(type, new Set());
+    this.#handlers.get(type).add(handler);
+    if (type === "warning" && this.#pendingWarnings.length > 0) {
+      const pending = this.#pendingWarnings.splice(0);
+      queueMicrotask(() => pending.forEach((w) => this.#emit("warning", w)));
+    }
+    return () => this.#handlers.get(type)?.delete(handler);
+  }
+
+  #alive() {
+    if (this.#disposed) throw bad("DISPOSED", "this recommender was disposed");
+  }
+
+  async #engineReady() {
+    this.#alive();
+    if (!this.#engine) {
+      if (this.#loadError) throw this.#loadError;
+      await this.#ready;
+      this.#alive();
+    }
+    return this.#engine;
+  }
+
+  /**
+   * Records one event. Returns `true` when it was stored, `false` when it repeated a view of the same item
+   * within `debounceMs`. Throws a ShelfwiseError for a malformed event; items the bundle does not know
+   * are kept in the history (the model skips them).
+   */
+  track(event) {
+    this.#alive();
+    const e = checkEvent(event);
+    const h = this.#history;
+    if (e.type === "view") {
+      for (let i = h.length - 1; i >= this.#sessionStart; i--) {
+        if (e.ts - h[i].ts > this.#opts.debounceMs) break;
+        if (h[i].type === "view" && h[i].itemId === e.itemId && e.ts >= h[i].ts) return false;
+      }
+    }
+    this.#maybeEndSession(e.ts);
+    // Events may arrive late (a queue flushed after a reconnect): they go where their time puts them.
+    let at = h.length;
+    while (at > this.#sessionStart && h[at - 1].ts > e.ts) at--;
+    if (at < h.length) this.#warn("OUT_OF_ORDER", `an event at ${e.ts} arrived after one at ${h[h.length - 1].ts}; it was placed by its time`);
+    h.splice(at, 0, e);
+    if (h.length > this.#opts.historyCap) {
+      const drop = h.length - this.#opts.historyCap;
+      h.splice(0, drop);
+      this.#sessionStart = Math.max(0, this.#sessionStart - drop);
+    }
+    if (e.type === "click" && this.#lastShown.has(e.itemId)) {
+      this.#emit("click", { itemId: e.itemId, ...this.#lastShown.get(e.itemId), ts: e.ts });
+    }
+    this.#save();
+    return true;
+  }
+
+  /** After a quiet spell longer than `sessionGapMs`, the session so far is folded into the profile. */
+  #maybeEndSession(ts) {
+    const h = this.#history;
+    if (h.length === this.#sessionStart || !(ts - h[h.length - 1].ts > this.#opts.sessionGapMs)) return;
+    const ended = h.slice(this.#sessionStart);
+    this.#sessionStart = h.length;
+    this.#folding = this.#folding.then(() => this.#fold(ended)).catch((e) => this.#warn("PROFILE_FAILED", String(e?.message ?? e)));
+  }
+
+  async #fold(ended) {
+    const engine = await this.#engineReady();
+    const out = await engine.recommend(this.#modelEvents(ended), { k: 1 }, undefined);
+    if (!out.interest) return;
+    const v = Float32Array.from(out.interest);
+    const p = this.#profile;
+    if (p && p.vector.length === v.length) {
+      const d = this.#opts.profileDecay;
+      for (let i = 0; i < v.length; i++) v[i] = d * p.vector[i] + (1 - d) * v[i];
+    }
+    this.#profile = { vector: v, sessions: (p?.sessions ?? 0) + 1 };
+    this.#save();
+  }
+
+  /** The engine's events for stored ones: the model's event types only, the most recent first cut. */
+  #modelEvents(events) {
+    const out = [];
+    for (const e of events) {
+      if (e.type === "search") out.push({ type: "search", query: e.query });
+      else if (e.type !== "ignore") out.push({ type: e.type, itemId: e.itemId });
+    }
+    return out.slice(-MODEL_EVENTS);
+  }
+
+  #searchOptions(opts, engine, forRecommend) {
+    if (opts === undefined) opts = {};
+    if (!isObject(opts)) throw bad("INVALID_ARGUMENT", "options must be an object", "options");
+    const out = {};
+    for (const [key, v] of Object.entries(opts)) {
+      if (!RECOMMEND_KEYS.has(key)) throw bad("INVALID_ARGUMENT", `unknown option \`${key}\``, key);
+      if (v === undefined) continue;
+      switch (key) {
+        case "excludeSeen":
+        case "explain":
+          if (typeof v !== "boolean") throw bad("INVALID_ARGUMENT", `${key} must be a boolean`, key);
+          break;
+        case "variant":
+          if (typeof v !== "string" || v.length > 100) throw bad("INVALID_ARGUMENT", "variant must be a string of at most 100 characters", key);
+          break;
+        case "diversity":
+          if (typeof v !== "number" || !(v >= 0 && v <= 1)) throw bad("INVALID_ARGUMENT", "diversity must be a number in [0, 1]", key);
+          if (v > 0) out.mmrLambda = 1 - v;
+          break;
+        case "categories": {
+          if (!Array.isArray(v)) throw bad("INVALID_ARGUMENT", "categories must be an array of names", key);
+          out.categories = v.map((c) => this.#category(c, engine));
+          break;
+        }
+        case "boosts": {
+          if (!isObject(v)) throw bad("INVALID_ARGUMENT", "boosts must be an object { category: boost }", key);
+          out.boosts = {};
+          for (const [c, b] of Object.entries(v)) {
+            if (typeof b !== "number" || !Number.isFinite(b)) throw bad("INVALID_ARGUMENT", `the boost of ${c} must be a finite number`, key);
+            out.boosts[String(this.#category(c, engine))] = b;
+          }
+          break;
+        }
+        default:
+          out[key] = v;
+      }
+    }
+    if (forRecommend && opts.excludeSeen !== false) {
+      const seen = this.#history.filter((e) => e.itemId !== undefined && e.type !== "search").map((e) => e.itemId);
+      if (seen.length) out.exclude = [...(Array.isArray(out.exclude) ? out.exclude : []), ...new Set(seen)];
+    } else if (forRecommend) {
+      const ignored = this.#history.filter((e) => e.type === "ignore").map((e) => e.itemId);
+      if (ignored.length) out.exclude = [...(Array.isArray(out.exclude) ? out.exclude : []), ...new Set(ignored)];
+    }
+    return out;
+  }
+
+  #category(c, engine) {
+    const names = engine.info.categories;
+    const i = typeof c === "string" ? names.indexOf(c) : -1;
+    if (i < 0) throw new ShelfwiseError("UNKNOWN_CATEGORY", `no category ${JSON.stringify(String(c).slice(0, 60))} in this bundle`, { field: "categories" });
+    return i;
+  }
+
+  /** Runs `f(engine)`; if the GPU was lost, restarts on the CPU once and runs it again. */
+  async #run(f) {
+    const engine = await this.#engineReady();
+    try {
+      return await f(engine);
+    } catch (e) {
+      const err = asShelfwiseError(e);
+      if (err.code !== "GPU_ERROR" || this.#backend !== "webgpu") throw err;
+      const from = this.#backend;
+      await engine.fallbackToCpu();
+      this.#alive();
+      this.#backend = engine.info.backend;
+      this.#emit("backendchange", { from, to: this.#backend, reason: err.message });
+      return await f(engine);
+    }
+  }
+
+  #finish(out, opts, surface) {
+    const explain = opts?.explain !== false;
+    const items = out.items.map((it, rank) => (explain ? { ...it, rank } : { id: it.id, score: it.score, rank }));
+    const variant = opts?.variant;
+    this.#lastShown.clear();
+    for (const it of items) this.#lastShown.set(it.id, { rank: it.rank, variant, surface });
+    return { items, backend: out.backend, variant, totalMs: out.totalMs, ...(out.timings ? { timings: out.timings } : {}) };
+  }
+
+  /**
+   * Ranks the catalogue for the current session (blended with the long-term profile when there is one).
+   * Options: k, excludeSeen (true), exclude, allow, categories (names), priceRange, inStockOnly, diversity
+   * (0 = relevance only … 1 = most diverse; MMR), perCategoryCap, boosts ({ category: add }), explain
+   * (true), variant (an A/B label passed to the hooks), popularityWeight.
+   */
+  async recommend(opts) {
+    const t0 = performance.now();
+    const out = await this.#run(async (engine) => {
+      const search = this.#searchOptions(opts, engine, true);
+      const events = this.#modelEvents(this.#history.slice(this.#sessionStart));
+      const p = this.#profile;
+      const profile = p && p.vector.length === engine.info.dim ? { vector: p.vector, weight: events.length ? this.#opts.profileWeight : 1 } : undefined;
+      return engine.recommend(events, search, profile);
+    });
+    const result = this.#finish(out, opts, "recommend");
+    result.timings = { ...(out.timings ?? {}), totalMs: performance.now() - t0 };
+    this.#emit("recommendations", { items: result.items, backend: result.backend, timings: result.timings, variant: result.variant });
+    this.#emit("impression", { surface: "recommend", itemIds: result.items.map((i) => i.id), variant: result.variant });
+    return result;
+  }
+
+  /** Items like `itemId` (item-to-item). */
+  async similar(itemId, opts) {
+    if (typeof itemId !== "string" || itemId === "") throw bad("INVALID_ARGUMENT", "itemId must be a non-empty string", "itemId");
+    const out = await this.#run((engine) => engine.similar(itemId, this.#searchOptions(opts, engine, false)));
+    const result = this.#finish(out, opts, "similar");
+    this.#emit("impression", { surface: "similar", itemIds: result.items.map((i) => i.id), variant: result.variant });
+    return result;
+  }
+
+  /** Semantic search over the catalogue for `text` alone (the session is not used or changed). */
+  async search(text, opts) {
+    if (typeof text !== "string") throw bad("INVALID_ARGUMENT", "the query must be a string", "query");
+    if (text.length > MAX_QUERY_CHARS) throw bad("QUERY_TOO_LONG", `a query is at most ${MAX_QUERY_CHARS} characters`, "query");
+    if (text.trim() === "") throw bad("INVALID_QUERY", "the query is empty", "query");
+    const out = await this.#run((engine) => engine.search(text, this.#searchOptions(opts, engine, false)));
+    const result = this.#finish(out, opts, "search");
+    this.#emit("impression", { surface: "search", itemIds: result.items.map((i) => i.id), variant: result.variant });
+    return result;
+  }
+
+  /** Every stored event, oldest first (copies). */
+  history() {
+    return this.#history.map((e) => ({ ...e }));
+  }
+
+  /** The long-term profile: `{ vector, sessions }`, or null before any session has ended. */
+  profile() {
+    const p = this.#profile;
+    return p ? { vector: Float32Array.from(p.vector), sessions: p.sessions } : null;
+  }
+
+  /** The shopper's data on this device, as JSON-ready data (for a "download my data" link). */
+  exportHistory() {
+    return {
+      format: "shelfwise-history",
+      version: 1,
+      exportedAt: new Date().toISOString(),
+      events: this.history(),
+      sessionStart: this.#sessionStart,
+      profile: this.#profile ? { vector: Array.from(this.#profile.vector), sessions: this.#profile.sessions } : null,
+    };
+  }
+
+  /** Wipes the shopper's data on this device: history, profile and the stored record. */
+  async reset() {
+    this.#alive();
+    this.#history = [];
+    this.#sessionStart = 0;
+    this.#profile = null;
+    this.#lastShown.clear();
+    if (this.#opts.persist === "indexeddb") {
+      await this.#saving;
+      try {
+        await idb((s) => s.delete(this.#opts.storageKey));
+      } catch (e) {
+        this.#warn("STORAGE_FAILED", `the stored history could not be deleted: ${e?.message ?? e}`);
+      }
+    }
+  }
+
+  /** Releases the model and shards. The stored history stays (use `reset` to wipe it). */
+  dispose() {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#engine?.dispose();
+    this.#engine = null;
+    this.#handlers.clear();
+  }
+
+  // ---- persistence --------------------------------------------------------------------------------
+
+  async #restore() {
+    let record;
+    try {
+      record = await idb((s) => s.get(this.#opts.storageKey));
+    } catch (e) {
+      this.#warn("STORAGE_UNAVAILABLE", `IndexedDB is not usable, so history stays in memory: ${e?.message ?? e}`);
+      return;
+    }
+    if (record === undefined) return;
+    const problems = [];
+    let events = [];
+    if (!isObject(record) || record.format !== "shelfwise-state" || record.version !== 1 || !Array.isArray(record.events)) {
+      problems.push("the record is not shelfwise state");
+    } else {
+      for (const e of record.events) {
+        const ok = restoreEvent(e);
+        if (ok) events.push(ok);
+      }
+      if (events.length < record.events.length) problems.push(`${record.events.length - events.length} unreadable events were dropped`);
+      // Stored order must be time order; anything else is repaired rather than trusted.
+      if (events.some((e, i) => i > 0 && events[i - 1].ts > e.ts)) {
+        events = events.map((e, i) => [e, i]).sort((a, b) => a[0].ts - b[0].ts || a[1] - b[1]).map((x) => x[0]);
+        problems.push("events were out of order");
+      }
+      const p = record.profile;
+      if (p !== null && p !== undefined) {
+        const v = Array.isArray(p?.vector) && p.vector.every((x) => typeof x === "number" && Number.isFinite(x)) ? p.vector : null;
+        if (v && v.length > 0 && Number.isSafeInteger(p.sessions) && p.sessions > 0) this.#profile = { vector: Float32Array.from(v), sessions: p.sessions };
+        else problems.push("the profile was unreadable");
+      }
+    }
+    const start = Number.isSafeInteger(record?.sessionStart) && record.sessionStart >= 0 && record.sessionStart <= events.length ? record.sessionStart : 0;
+    // Events tracked before the record arrived come after it.
+    const early = this.#history;
+    this.#history = [...events.slice(-this.#opts.historyCap), ...early].slice(-this.#opts.historyCap);
+    this.#sessionStart = Math.max(0, start - Math.max(0, events.length - this.#opts.historyCap));
+    if (problems.length) {
+      this.#warn("CORRUPT_HISTORY", `the stored history was damaged and has been repaired: ${problems.join("; ")}`);
+      this.#save();
+    }
+  }
+
+  #save() {
+    if (this.#opts.persist !== "indexeddb") return;
+    const record = {
+      format: "shelfwise-state",
+      version: 1,
+      events: this.history(),
+      sessionStart: this.#sessionStart,
+      profile: this.#profile ? { vector: Array.from(this.#profile.vector), sessions: this.#profile.sessions } : null,
+    };
+    this.#saving = this.#saving
+      .then(() => idb((s) => s.put(record, this.#opts.storageKey)))
+      .catch((e) => this.#warn("STORAGE_FAILED", `the history could not be stored: ${e?.message ?? e}`));
+  }
+
+  /** Resolves when every write so far has reached IndexedDB. */
+  flush() {
+    return this.#saving.then(() => this.#folding);
+  }
+}

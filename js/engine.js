@@ -1,0 +1,337 @@
+// The engine: the wasm module's BundleRecommender plus the bundle download (SHA-256 verification with
+// SubtleCrypto, the Cache API, one retry, progress). It runs wherever it is imported: on the page
+// (`shelfwise`) or inside the dedicated worker (`shelfwise/worker`).
+import init, { BundleRecommender } from "./shelfwise.js";
+import { ShelfwiseError, asShelfwiseError } from "./errors.js";
+
+const CACHE_NAME = "shelfwise-bundles-v1";
+let wasmReady = null;
+
+/** Starts (once) and awaits the wasm module. `wasm` may be a URL, a Response, bytes or a Module. */
+export function initWasm(wasm) {
+  wasmReady ??= init(wasm === undefined ? undefined : { module_or_path: wasm }).catch((e) => {
+    wasmReady = null;
+    throw new ShelfwiseError("WASM_INIT_FAILED", `the wasm module did not start: ${e?.message ?? e}`);
+  });
+  return wasmReady;
+}
+
+/** The files a manifest lists that the engine needs, with their sizes and hashes. */
+export function bundleFiles(manifest) {
+  const out = [];
+  for (const s of manifest?.shards ?? []) out.push({ file: s.file, bytes: s.bytes, sha256: s.sha256 });
+  const r = manifest?.recommender;
+  if (r) {
+    for (const part of [r.interest, r.encoder]) {
+      for (const key of ["config", "weights", "tokenizer"]) {
+        const f = part?.[key];
+        if (f) out.push({ file: f.file, bytes: f.bytes, sha256: f.sha256 });
+      }
+    }
+  }
+  return out;
+}
+
+function parseManifest(bytes) {
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new ShelfwiseError("BAD_MANIFEST", `manifest.json is not JSON: ${e.message}`, { file: "manifest.json" });
+  }
+  if (manifest === null || typeof manifest !== "object" || !Array.isArray(manifest.shards)) {
+    throw new ShelfwiseError("BAD_MANIFEST", "manifest.json has no `shards` list", { file: "manifest.json" });
+  }
+  if (!manifest.recommender) {
+    throw new ShelfwiseError(
+      "BAD_MANIFEST",
+      "this manifest has no `recommender` section: it is a plain catalogue (load it with ItemIndex)",
+      { file: "manifest.json" },
+    );
+  }
+  for (const f of bundleFiles(manifest)) {
+    if (typeof f.file !== "string" || !/^[0-9a-f]{64}$/.test(f.sha256 ?? "") || !Number.isSafeInteger(f.bytes)) {
+      throw new ShelfwiseError("BAD_MANIFEST", `manifest.json lists a file without a name, size or sha256`, {
+        file: "manifest.json",
+      });
+    }
+  }
+  return manifest;
+}
+
+async function sha256Hex(bytes) {
+  if (!globalThis.crypto?.subtle) return null; // not a secure context: the wasm side still verifies
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Reads a response body, reporting bytes as they arrive. */
+async function readBody(res, onBytes) {
+  if (!res.body?.getReader) return new Uint8Array(await res.arrayBuffer());
+  const reader = res.body.getReader();
+  const parts = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    n += value.length;
+    onBytes(n);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** One file: from the cache when it holds these exact bytes, else downloaded (retried once) and checked. */
+async function getFile(entry, base, cache, progress) {
+  const url = new URL(entry.file, base).href;
+  const key = `${url}${url.includes("?") ? "&" : "?"}sha256=${entry.sha256}`;
+  if (cache) {
+    try {
+      const hit = await cache.match(key);
+      if (hit) {
+        const bytes = new Uint8Array(await hit.arrayBuffer());
+        if (bytes.length === entry.bytes && (await sha256Hex(bytes)) !== entry.sha256) {
+          await cache.delete(key);
+        } else if (bytes.length === entry.bytes) {
+          progress(bytes.length, true);
+          return { bytes, key, cached: true };
+        }
+      }
+    } catch {
+      // A broken cache only costs a download.
+    }
+  }
+  let last;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const res = await fetch(url);
+      if (res.status === 404 || res.status === 410) {
+        throw new ShelfwiseError("MISSING_FILE", `${entry.file}: the server has no such file (HTTP ${res.status})`, {
+          file: entry.file,
+        });
+      }
+      if (!res.ok) {
+        throw new ShelfwiseError("DOWNLOAD_FAILED", `${entry.file}: HTTP ${res.status}`, { file: entry.file });
+      }
+      const bytes = await readBody(res, (n) => progress(n, false));
+      if (bytes.length !== entry.bytes) {
+        throw new ShelfwiseError(
+          "DOWNLOAD_FAILED",
+          `${entry.file}: got ${bytes.length} bytes, the manifest says ${entry.bytes} (a partial or changed file)`,
+          { file: entry.file },
+        );
+      }
+      const sha = await sha256Hex(bytes);
+      if (sha !== null && sha !== entry.sha256) {
+        throw new ShelfwiseError("INTEGRITY", `${entry.file}: SHA-256 ${sha} is not the manifest's ${entry.sha256}`, {
+          file: entry.file,
+        });
+      }
+      if (cache) {
+        try {
+          await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
+        } catch {
+          // Quota or a private mode: the bundle still loads.
+        }
+      }
+      return { bytes, key, cached: false };
+    } catch (e) {
+      last =
+        e instanceof ShelfwiseError
+          ? e
+          : new ShelfwiseError("DOWNLOAD_FAILED", `${entry.file}: ${e?.message ?? e}`, { file: entry.file });
+      progress(0, false);
+    }
+  }
+  throw last;
+}
+
+async function openCache(enabled) {
+  if (!enabled || !globalThis.caches) return null;
+  try {
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Fetches a bundle: `source` is a manifest URL, or `{ manifest, files }` with the manifest's bytes (or
+ * text) and a Uint8Array per file name. Returns the manifest's bytes and a map of file bytes.
+ */
+export async function fetchBundle(source, { cache = true, onProgress } = {}) {
+  const emit = (e) => {
+    try {
+      onProgress?.(e);
+    } catch {
+      // A throwing progress handler must not break loading.
+    }
+  };
+  if (typeof source === "string" || source instanceof URL) {
+    let base;
+    try {
+      base = new URL(String(source), globalThis.location?.href).href;
+    } catch {
+      throw new ShelfwiseError("INVALID_ARGUMENT", `not a URL: ${String(source).slice(0, 200)}`, { field: "source" });
+    }
+    let manifestBytes;
+    let lastError;
+    for (let attempt = 0; attempt < 2 && !manifestBytes; attempt++) {
+      try {
+        const res = await fetch(base, { cache: "no-cache" });
+        if (res.status === 404 || res.status === 410) {
+          throw new ShelfwiseError("MISSING_FILE", `manifest.json: HTTP ${res.status}`, { file: "manifest.json" });
+        }
+        if (!res.ok) throw new ShelfwiseError("DOWNLOAD_FAILED", `manifest.json: HTTP ${res.status}`, { file: "manifest.json" });
+        manifestBytes = new Uint8Array(await res.arrayBuffer());
+      } catch (e) {
+        lastError =
+          e instanceof ShelfwiseError
+            ? e
+            : new ShelfwiseError("DOWNLOAD_FAILED", `manifest.json: ${e?.message ?? e}`, { file: "manifest.json" });
+      }
+    }
+    if (!manifestBytes) throw lastError;
+    const manifest = parseManifest(manifestBytes);
+    const entries = bundleFiles(manifest);
+    const total = entries.reduce((s, f) => s + f.bytes, 0);
+    const store = await openCache(cache);
+    const files = {};
+    const keys = new Set();
+    let done = 0;
+    let fromCache = 0;
+    for (const entry of entries) {
+      emit({ type: "download", file: entry.file, loaded: done, total });
+      const got = await getFile(entry, base, store, (n) => emit({ type: "progress", file: entry.file, loaded: done + n, total }));
+      files[entry.file] = got.bytes;
+      keys.add(got.key);
+      done += entry.bytes;
+      if (got.cached) fromCache += entry.bytes;
+    }
+    if (store) {
+      // A changed manifest leaves files no manifest of this bundle lists any more: drop them.
+      const folder = new URL(".", base).href;
+      try {
+        for (const req of await store.keys()) {
+          if (req.url.startsWith(folder) && !keys.has(req.url)) await store.delete(req);
+        }
+      } catch {
+        // Only housekeeping.
+      }
+    }
+    return { manifestBytes, manifest, files, total, fromCache };
+  }
+  if (source !== null && typeof source === "object" && "manifest" in source) {
+    const m = source.manifest;
+    const manifestBytes =
+      typeof m === "string" ? new TextEncoder().encode(m) : m instanceof Uint8Array ? m : m instanceof ArrayBuffer ? new Uint8Array(m) : null;
+    if (!manifestBytes) {
+      throw new ShelfwiseError("INVALID_ARGUMENT", "`manifest` must be a string, a Uint8Array or an ArrayBuffer", { field: "source" });
+    }
+    const manifest = parseManifest(manifestBytes);
+    const files = {};
+    let total = 0;
+    for (const entry of bundleFiles(manifest)) {
+      const f = source.files?.[entry.file];
+      const bytes = f instanceof Uint8Array ? f : f instanceof ArrayBuffer ? new Uint8Array(f) : null;
+      if (!bytes) {
+        throw new ShelfwiseError("MISSING_FILE", `\`files\` has no bytes for ${entry.file}`, { file: entry.file });
+      }
+      files[entry.file] = bytes;
+      total += bytes.length;
+    }
+    emit({ type: "progress", file: null, loaded: total, total });
+    return { manifestBytes, manifest, files, total, fromCache: 0 };
+  }
+  throw new ShelfwiseError("INVALID_ARGUMENT", "the bundle must be a manifest URL or { manifest, files }", { field: "source" });
+}
+
+/** The bundle's model and shards in this thread. */
+export class LocalEngine {
+  #rec;
+  #bundle;
+  #device;
+
+  /** Downloads (or takes) the bundle and starts the model on `device`. */
+  static async open(source, { device = "auto", cache = true, onProgress, wasm } = {}) {
+    if (!["auto", "webgpu", "cpu"].includes(device)) {
+      throw new ShelfwiseError("INVALID_ARGUMENT", `device must be "auto", "webgpu" or "cpu", not ${JSON.stringify(device)}`, {
+        field: "device",
+      });
+    }
+    await initWasm(wasm);
+    const bundle = await fetchBundle(source, { cache, onProgress });
+    const engine = new LocalEngine();
+    engine.#bundle = bundle;
+    engine.#device = device;
+    engine.#rec = await engine.#start(device);
+    return engine;
+  }
+
+  async #start(device) {
+    const b = this.#bundle;
+    try {
+      // The wasm side checks every file against the manifest again before it parses it.
+      return await BundleRecommender.load({ manifest: b.manifestBytes, files: b.files }, { device });
+    } catch (e) {
+      throw asShelfwiseError(e);
+    }
+  }
+
+  get info() {
+    const m = this.#bundle.manifest;
+    return {
+      backend: this.#rec.backend,
+      items: this.#rec.size,
+      dim: this.#rec.dim,
+      modelId: m.model_id ?? null,
+      categories: Array.isArray(m.categories) ? m.categories : [],
+      takesSearches: this.#rec.takesSearches,
+      bytes: this.#bundle.total,
+      cachedBytes: this.#bundle.fromCache,
+    };
+  }
+
+  has(id) {
+    return typeof id === "string" && this.#rec.has(id);
+  }
+
+  /** Restarts on the CPU (after a lost GPU device) from the bytes already here. */
+  async fallbackToCpu() {
+    const old = this.#rec;
+    this.#rec = await this.#start("cpu");
+    this.#device = "cpu";
+    old.dispose();
+  }
+
+  async recommend(events, options, profile) {
+    return this.#call(() => this.#rec.recommend(events, options, profile));
+  }
+
+  async similar(itemId, options) {
+    return this.#call(() => this.#rec.similar(itemId, options));
+  }
+
+  async search(query, options) {
+    return this.#call(() => this.#rec.search(query, options));
+  }
+
+  async #call(f) {
+    try {
+      return await f();
+    } catch (e) {
+      throw asShelfwiseError(e);
+    }
+  }
+
+  dispose() {
+    this.#rec?.dispose();
+    this.#bundle = null;
+  }
+}

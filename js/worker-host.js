@@ -1,0 +1,45 @@
+// The dedicated worker behind `shelfwise/worker`: one engine, driven by messages
+// { id, method, args } and answered with { id, ok, value } or { id, ok: false, error }.
+import { LocalEngine } from "./engine.js";
+import { errorToWire } from "./errors.js";
+
+let engine = null;
+
+const methods = {
+  async open(source, options) {
+    engine?.dispose();
+    engine = null;
+    engine = await LocalEngine.open(source, {
+      ...options,
+      onProgress: (event) => postMessage({ progress: event }),
+    });
+    return engine.info;
+  },
+  info: () => engine.info,
+  recommend: (events, options, profile) => engine.recommend(events, options, profile),
+  similar: (itemId, options) => engine.similar(itemId, options),
+  search: (query, options) => engine.search(query, options),
+  async fallbackToCpu() {
+    await engine.fallbackToCpu();
+    return engine.info;
+  },
+  dispose() {
+    engine?.dispose();
+    engine = null;
+  },
+};
+
+onmessage = async ({ data }) => {
+  const { id, method, args } = data;
+  try {
+    if (method !== "open" && method !== "dispose" && !engine) {
+      throw Object.assign(new Error("the worker has no bundle loaded"), { code: "NOT_LOADED" });
+    }
+    const value = await methods[method](...args);
+    // The interest vector's buffer moves to the page rather than being copied.
+    const transfer = value?.interest instanceof Float32Array ? [value.interest.buffer] : [];
+    postMessage({ id, ok: true, value }, transfer);
+  } catch (e) {
+    postMessage({ id, ok: false, error: errorToWire(e) });
+  }
+};

@@ -1,0 +1,204 @@
+// End-to-end test of the demo storefront in headless Chromium (playwright-core driving the system's
+// Chromium), in one mode: `cpu` (no WebGPU adapter) or `webgpu` (SwiftShader's WebGPU, model forced onto it).
+//
+//   node tests/e2e/demo.mjs --mode cpu|webgpu --bundle cache/golden/bundle [--out target/e2e]
+//
+// It searches, opens three products and checks the rail changed and explains itself; reloads and checks the
+// history survived in IndexedDB; corrupts the stored history and checks the page recovers with a warning;
+// records every request and checks only page assets and bundle files were fetched, none carrying session
+// data; runs the bad-input matrix (tests/e2e/matrix.js) on both entries; saves screenshots.
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { serve } from "../../scripts/serve.mjs";
+import { launch } from "../../scripts/browser.mjs";
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
+const mode = arg("mode", "cpu");
+const bundleDir = arg("bundle", "cache/golden/bundle");
+const outDir = arg("out", "target/e2e");
+mkdirSync(outDir, { recursive: true });
+const QUERY = "space adventure";
+
+const server = await serve({ port: 0, root: "." });
+const origin = `http://127.0.0.1:${server.address().port}`;
+const bundlePath = "/" + relative(resolve("."), resolve(bundleDir)).split("\\").join("/") + "/";
+const bundleUrl = `${origin}${bundlePath}manifest.json`;
+const manifest = JSON.parse(readFileSync(join(bundleDir, "manifest.json"), "utf8"));
+const bundleFiles = new Set(["manifest.json", "items.json", ...manifest.shards.map((s) => s.file)]);
+for (const part of [manifest.recommender.interest, manifest.recommender.encoder]) {
+  for (const k of ["config", "weights", "tokenizer"]) if (part?.[k]) bundleFiles.add(part[k].file);
+}
+
+const browser = await launch({ webgpu: mode === "webgpu" });
+const context = await browser.newContext({ viewport: { width: 1360, height: 960 } });
+const page = await context.newPage();
+const requests = [];
+const pageErrors = [];
+context.on("request", (r) => requests.push({ url: r.url(), method: r.method(), body: r.postData(), headers: r.headers() }));
+page.on("pageerror", (e) => pageErrors.push(e.message));
+page.on("console", (m) => {
+  if (m.type() === "error" || m.type() === "warning") console.log(`  [page ${m.type()}] ${m.text()}`);
+});
+
+const step = (s) => console.log(`e2e (${mode}): ${s}`);
+const demoUrl = `${origin}/www/?bundle=${encodeURIComponent(bundleUrl)}&device=${mode === "webgpu" ? "webgpu" : "cpu"}`;
+const railVersion = () => page.$eval("#rail", (r) => Number(r.dataset.version));
+const rail = () =>
+  page.$$eval("#rail .card", (cards) => cards.map((c) => ({ id: c.dataset.id, reason: c.querySelector(".reason")?.textContent ?? "" })));
+async function settle(before) {
+  await page.waitForFunction((v) => Number(document.getElementById("rail").dataset.version) > v, before, { timeout: 120_000 });
+  // Later events may still be queued behind the first refresh: wait until the rail stops changing.
+  for (let last = await railVersion(); ; ) {
+    await page.waitForTimeout(300);
+    const now = await railVersion();
+    if (now === last) return;
+    last = now;
+  }
+}
+
+let failed = false;
+try {
+  step("load the demo");
+  await page.goto(demoUrl);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+  const badge = await page.textContent("#backend");
+  assert.equal(badge, mode === "webgpu" ? "WebGPU" : "CPU · wasm SIMD", "the backend badge");
+  const first = await rail();
+  assert.ok(first.length > 0, "the rail has items");
+  assert.ok(first.every((r) => r.reason === "Popular right now"), "an empty session gets popular items");
+  await page.screenshot({ path: join(outDir, `${mode}-1-home.png`) });
+
+  step("search, then open three products");
+  let v = await railVersion();
+  await page.fill("#q", QUERY);
+  await page.click("#searchForm button");
+  await page.waitForFunction((q) => document.getElementById("gridTitle").textContent.includes(q), QUERY);
+  await settle(v);
+  const afterSearch = await rail();
+  assert.ok(afterSearch.some((r) => r.reason.includes(QUERY)), `a rail item is explained by the search: ${JSON.stringify(afterSearch)}`);
+  const opened = [];
+  for (let i = 0; i < 3; i++) {
+    v = await railVersion();
+    const cardSel = `#grid .card:nth-child(${i + 1})`;
+    opened.push(await page.getAttribute(cardSel, "data-id"));
+    await page.click(cardSel);
+    await page.waitForSelector("#product:not([hidden])");
+    await settle(v);
+    await page.waitForFunction(() => document.querySelectorAll("#similar .card").length > 0, null, { timeout: 60_000 });
+    await page.click("#back");
+  }
+  const after = await rail();
+  assert.notDeepEqual(after.map((r) => r.id), first.map((r) => r.id), "the rail changed");
+  assert.ok(after.every((r) => r.reason && r.reason !== "Popular right now"), "every rail item has a session reason");
+  assert.ok(after.some((r) => r.reason.startsWith("Because you viewed")), "some rail items are explained by views");
+  assert.ok(after.every((r) => !opened.includes(r.id)), "viewed items are not recommended again");
+  await page.click(`#grid .card:nth-child(4)`);
+  await page.waitForFunction(() => document.querySelectorAll("#similar .card").length > 0, null, { timeout: 60_000 });
+  await page.screenshot({ path: join(outDir, `${mode}-2-product.png`) });
+  await page.click("#back");
+  const timing = await page.textContent("#timing");
+  step(`rail after 1 search and 4 products: ${after.length} items; ${timing}`);
+
+  step("reload: the history survives in IndexedDB");
+  const before = await page.evaluate(async () => {
+    await window.__shop.rec.flush();
+    return window.__shop.rec.history();
+  });
+  assert.ok(before.length >= 5, `history has the events: ${before.length}`);
+  await page.reload();
+  await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+  const restored = await page.evaluate(() => window.__shop.rec.history());
+  assert.deepEqual(restored, before, "the history after a reload");
+  const restoredRail = await rail();
+  assert.ok(restoredRail.every((r) => r.reason !== "Popular right now"), "the restored session still drives the rail");
+  await page.screenshot({ path: join(outDir, `${mode}-3-reloaded.png`) });
+
+  step("corrupt the stored history: the page recovers and warns");
+  for (const [what, record] of [
+    ["damaged events", { format: "shelfwise-state", version: 1, events: [{ type: "view" }, "junk", { type: "view", itemId: opened[0], ts: 5 }, { type: "search", query: 3 }], sessionStart: "x", profile: { vector: [NaN], sessions: 1 } }],
+    ["not a record at all", "this is not JSON state"],
+  ]) {
+    await page.evaluate(
+      (rec) =>
+        new Promise((ok, fail) => {
+          const open = indexedDB.open("shelfwise", 1);
+          open.onsuccess = () => {
+            const tx = open.result.transaction("state", "readwrite");
+            tx.objectStore("state").put(rec, "default");
+            tx.oncomplete = () => { open.result.close(); ok(); };
+            tx.onerror = () => fail(tx.error);
+          };
+          open.onerror = () => fail(open.error);
+        }),
+      record,
+    );
+    await page.reload();
+    await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+    const got = await page.evaluate(() => ({ warnings: window.__shop.warnings, history: window.__shop.rec.history() }));
+    assert.ok(got.warnings.some((w) => w.code === "CORRUPT_HISTORY"), `${what}: a CORRUPT_HISTORY warning (${JSON.stringify(got.warnings)})`);
+    const expect = what === "damaged events" ? 1 : 0;
+    assert.equal(got.history.length, expect, `${what}: the readable events are kept`);
+    assert.ok((await rail()).length > 0, `${what}: the rail renders`);
+  }
+  assert.deepEqual(pageErrors, [], "no uncaught page errors");
+
+  step("reset wipes the device");
+  await page.click("#reset");
+  await page.waitForFunction(() => window.__shop.rec.history().length === 0);
+  const stored = await page.evaluate(
+    () =>
+      new Promise((ok) => {
+        const open = indexedDB.open("shelfwise", 1);
+        open.onsuccess = () => {
+          const req = open.result.transaction("state").objectStore("state").get("default");
+          req.onsuccess = () => { open.result.close(); ok(req.result ?? null); };
+        };
+      }),
+  );
+  assert.equal(stored, null, "nothing stored after reset");
+
+  step("the bad-input matrix, on both entries");
+  for (const entry of ["index", "worker"]) {
+    const results = await page.evaluate(
+      async ([b, e]) => (await import("/tests/e2e/matrix.js")).run(b, e),
+      [bundleUrl, entry],
+    );
+    const wrong = results.filter((r) => r.got !== r.want);
+    for (const r of wrong) console.log(`  ${entry}: ${r.name}: expected ${r.want}, got ${r.got}`);
+    assert.equal(wrong.length, 0, `${entry}: ${wrong.length} of ${results.length} bad calls gave the wrong code`);
+    step(`  ${entry}: ${results.length} bad calls, each with its typed error code`);
+  }
+
+  step("privacy: only page assets and bundle files were fetched, none carrying session data");
+  const pageAssets = new Set(["/www/", "/www/shop.css", "/www/shop.js", "/tests/e2e/matrix.js"]);
+  for (const r of requests) {
+    const u = new URL(r.url);
+    assert.equal(u.origin, origin, `a request to another origin: ${r.url}`);
+    assert.equal(r.method, "GET", `a ${r.method} request: ${r.url}`);
+    assert.ok(!r.body, `a request with a body: ${r.url}`);
+    const raw = decodeURIComponent(r.url + JSON.stringify(r.headers)).toLowerCase();
+    assert.ok(!raw.includes(QUERY), `a request carries the search: ${r.url}`);
+    const isPage = u.pathname === "/www/" && u.search.startsWith("?bundle=");
+    const isAsset = pageAssets.has(u.pathname) || u.pathname.startsWith("/pkg/");
+    const isBundle = u.pathname.startsWith(bundlePath) && bundleFiles.has(u.pathname.slice(bundlePath.length));
+    const isMissingProbe = u.pathname.endsWith("/no-such/manifest.json"); // the matrix's missing-bundle case
+    assert.ok(isPage || ((isAsset || isBundle || isMissingProbe) && u.search === ""), `an unexpected request: ${r.url}`);
+    for (const id of opened) {
+      assert.ok(!u.search.includes(id) || isPage, `a request carries viewed item ${id}: ${r.url}`);
+    }
+  }
+  step(`  ${requests.length} requests, all page assets or bundle files`);
+  step("passed");
+} catch (e) {
+  failed = true;
+  console.error(`e2e (${mode}) FAILED: ${e.message}`);
+  await page.screenshot({ path: join(outDir, `${mode}-failure.png`) }).catch(() => {});
+} finally {
+  await browser.close();
+  server.close();
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,94 @@
+// The bad-input matrix, run in the page by tests/e2e/demo.mjs: every bad call must fail with a typed
+// ShelfwiseError and the expected stable `code` (never a panic, a wasm trap or a plain Error).
+// `bundle` is a manifest URL; `entry` is "index" (the model on the page) or "worker".
+
+async function codeOf(f) {
+  try {
+    await f();
+    return "NO_ERROR";
+  } catch (e) {
+    if (e?.name !== "ShelfwiseError") return `UNTYPED(${e?.name}: ${e?.message})`;
+    return e.code;
+  }
+}
+
+/** Fetches a bundle into `{ manifest, files }`, letting `edit` change it first. */
+async function bundleBytes(bundle, edit) {
+  const manifestText = await (await fetch(bundle)).text();
+  const manifest = JSON.parse(manifestText);
+  const names = [...manifest.shards.map((s) => s.file)];
+  const r = manifest.recommender;
+  for (const part of [r.interest, r.encoder]) for (const k of ["config", "weights", "tokenizer"]) if (part?.[k]) names.push(part[k].file);
+  const files = {};
+  for (const n of names) files[n] = new Uint8Array(await (await fetch(new URL(n, bundle))).arrayBuffer());
+  edit?.(manifest, files);
+  return { manifest: JSON.stringify(manifest), files };
+}
+
+export async function run(bundle, entry) {
+  const { Recommender } = await import(`/pkg/${entry}.js`);
+  const rec = await Recommender.load(bundle, { device: "cpu", cache: false });
+  const shard = (await (await fetch(bundle)).json()).shards[0].file;
+  const cases = [
+    ["track: not an object", () => rec.track("view"), "INVALID_EVENT"],
+    ["track: null", () => rec.track(null), "INVALID_EVENT"],
+    ["track: unknown event type", () => rec.track({ type: "dance", itemId: "1" }), "UNKNOWN_EVENT_TYPE"],
+    ["track: type not a string", () => rec.track({ type: 7, itemId: "1" }), "INVALID_EVENT"],
+    ["track: itemId a number", () => rec.track({ type: "view", itemId: 1 }), "INVALID_EVENT"],
+    ["track: no itemId", () => rec.track({ type: "purchase" }), "INVALID_EVENT"],
+    ["track: NaN ts", () => rec.track({ type: "view", itemId: "1", ts: NaN }), "INVALID_EVENT"],
+    ["track: negative dwellMs", () => rec.track({ type: "view", itemId: "1", dwellMs: -5 }), "INVALID_EVENT"],
+    ["track: unknown field", () => rec.track({ type: "view", itemId: "1", price: 3 }), "INVALID_EVENT"],
+    ["track: huge query", () => rec.track({ type: "search", query: "x".repeat(1_000_000) }), "QUERY_TOO_LONG"],
+    ["track: empty query", () => rec.track({ type: "search", query: "   " }), "INVALID_EVENT"],
+    ["recommend: options not an object", () => rec.recommend(5), "INVALID_ARGUMENT"],
+    ["recommend: unknown option", () => rec.recommend({ kk: 3 }), "INVALID_ARGUMENT"],
+    ["recommend: k = 0", () => rec.recommend({ k: 0 }), "INVALID_ARGUMENT"],
+    ["recommend: NaN diversity", () => rec.recommend({ diversity: NaN }), "INVALID_ARGUMENT"],
+    ["recommend: unknown category", () => rec.recommend({ categories: ["Opera"] }), "UNKNOWN_CATEGORY"],
+    ["recommend: NaN price range", () => rec.recommend({ priceRange: [NaN, 3] }), "INVALID_ARGUMENT"],
+    ["similar: unknown item", () => rec.similar("no-such-item"), "UNKNOWN_ITEM"],
+    ["similar: not a string", () => rec.similar({}), "INVALID_ARGUMENT"],
+    ["search: huge string", () => rec.search("y".repeat(100_000)), "QUERY_TOO_LONG"],
+    ["search: empty", () => rec.search(""), "INVALID_QUERY"],
+    ["on: unknown hook", () => rec.on("nope", () => {}), "INVALID_ARGUMENT"],
+    ["load: bad device", () => Recommender.load(bundle, { device: "tpu" }), "INVALID_ARGUMENT"],
+    ["load: options not an object", () => Recommender.load(bundle, "fast"), "INVALID_ARGUMENT"],
+    ["load: source a number", () => Recommender.load(42, { cache: false }), "INVALID_ARGUMENT"],
+    ["load: missing manifest", () => Recommender.load(new URL("no-such/manifest.json", bundle).href, { cache: false }), "MISSING_FILE"],
+    [
+      "load: missing file",
+      async () => Recommender.load(await bundleBytes(bundle, (m, f) => delete f[shard]), { cache: false }),
+      "MISSING_FILE",
+    ],
+    [
+      "load: corrupt (truncated) file",
+      async () => Recommender.load(await bundleBytes(bundle, (m, f) => (f[shard] = f[shard].slice(0, 100))), { cache: false }),
+      "INTEGRITY",
+    ],
+    [
+      "load: sha mismatch",
+      async () => Recommender.load(await bundleBytes(bundle, (m, f) => (f[shard][f[shard].length - 1] ^= 1)), { cache: false }),
+      "INTEGRITY",
+    ],
+    [
+      "load: manifest not JSON",
+      async () => Recommender.load({ manifest: "{ not json", files: {} }, { cache: false }),
+      "BAD_MANIFEST",
+    ],
+    [
+      "load: catalogue-only manifest",
+      async () => Recommender.load(await bundleBytes(bundle, (m) => delete m.recommender), { cache: false }),
+      "BAD_MANIFEST",
+    ],
+  ];
+  const out = [];
+  for (const [name, f, want] of cases) out.push({ name, want, got: await codeOf(f) });
+  // Overlapping calls all resolve; after dispose, every call is a typed error.
+  const many = await Promise.all(Array.from({ length: 8 }, (_, i) => rec.recommend({ k: 3 + i })));
+  out.push({ name: "overlapping recommend calls", want: "OK", got: many.every((r, i) => r.items.length === 3 + i) ? "OK" : "WRONG" });
+  rec.dispose();
+  out.push({ name: "recommend after dispose", want: "DISPOSED", got: await codeOf(() => rec.recommend()) });
+  out.push({ name: "track after dispose", want: "DISPOSED", got: await codeOf(() => rec.track({ type: "view", itemId: "1" })) });
+  return out;
+}
