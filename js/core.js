@@ -505,6 +505,15 @@ export class RecommenderCore {
     }
   }
 
+  /**
+   * Testing only: destroys the model's GPU device, as a driver reset would. The next call must go on on
+   * the CPU with the same results, and `backendchange` fires.
+   */
+  async __simulateDeviceLoss() {
+    const engine = await this.#engineReady();
+    await engine.simulateDeviceLoss();
+  }
+
   /** Releases the model and shards. The stored history stays (use `reset` to wipe it). */
   dispose() {
     if (this.#disposed) return;

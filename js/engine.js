@@ -302,6 +302,11 @@ export class LocalEngine {
     return typeof id === "string" && this.#rec.has(id);
   }
 
+  /** Destroys the model's GPU device, as a lost GPU would (tests of the fallback). */
+  simulateDeviceLoss() {
+    this.#rec.simulateDeviceLoss();
+  }
+
   /** Restarts on the CPU (after a lost GPU device) from the bytes already here. */
   async fallbackToCpu() {
     const old = this.#rec;

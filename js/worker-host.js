@@ -19,6 +19,7 @@ const methods = {
   recommend: (events, options, profile) => engine.recommend(events, options, profile),
   similar: (itemId, options) => engine.similar(itemId, options),
   search: (query, options) => engine.search(query, options),
+  simulateDeviceLoss: () => engine.simulateDeviceLoss(),
   async fallbackToCpu() {
     await engine.fallbackToCpu();
     return engine.info;

@@ -97,6 +97,10 @@ class WorkerEngine {
     return this.#call("search", [query, options]);
   }
 
+  simulateDeviceLoss() {
+    return this.#call("simulateDeviceLoss", []);
+  }
+
   async fallbackToCpu() {
     this.#info = await this.#call("fallbackToCpu", []);
   }

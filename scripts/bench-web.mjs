@@ -1,7 +1,8 @@
 // Runs www/bench.html in headless Chromium (with --enable-unsafe-webgpu so the GPU row exists) for the
-// 100k and 1M catalogues, then www/bench-text.html (all-MiniLM-L6-v2), prints the tables and writes
+// 100k and 1M catalogues, then www/bench-text.html (all-MiniLM-L6-v2) and www/bench-shop.html (the demo's
+// per-event recommend() on the MovieLens-100k bundle), prints the tables and writes
 // target/bench-web.json.
-//   node scripts/bench-web.mjs [--runs N] [--only ranking|text]
+//   node scripts/bench-web.mjs [--runs N] [--only ranking|text|shop]
 import { writeFileSync } from "node:fs";
 import { serve } from "./serve.mjs";
 import { launch } from "./browser.mjs";
@@ -14,6 +15,7 @@ const pages = [
   ["100k", `bench.html?bundle=bundle%2Fmanifest.json&runs=${runs}`, "ranking"],
   ["1M", `bench.html?bundle=${encodeURIComponent("../target/bench-1m/manifest.json")}&runs=${Math.max(20, runs / 4)}`, "ranking"],
   ["MiniLM", `bench-text.html?runs=${Math.max(10, Math.round(runs / 7))}`, "text"],
+  ["storefront", `bench-shop.html?bundle=ml100k%2Fmanifest.json&sessions=${Math.max(2, Math.round(runs / 40))}`, "shop"],
 ].filter((p) => !only || p[2] === only);
 const server = await serve({ port: 0, root: "." });
 const browser = await launch({ webgpu: true });

@@ -1,7 +1,7 @@
 // A small static file server for the demo and the benchmark page (no dependencies).
 // Sends COOP/COEP headers so pages are cross-origin isolated (fine-grained performance.now()).
 //
-//   node scripts/serve.mjs [--port 8080] [--root .] [--cors]
+//   node scripts/serve.mjs [--port 8080] [--root .] [--cors] [--open www/]   (--open: print that page's URL)
 //
 // --cors lets pages of other origins fetch the files (the browser tests fetch the model cache this way).
 import { createServer } from "node:http";
@@ -68,5 +68,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const root = arg("--root", ".");
   const server = await serve({ port, root, cors: process.argv.includes("--cors") });
   console.log(`serving ${root} at http://localhost:${server.address().port}/`);
+  const open = arg("--open", null);
+  if (open !== null) console.log(`open http://localhost:${server.address().port}/${open}`);
   console.log("(Ctrl-C to stop)");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test shelfwise has: formatting, clippy (host and wasm32), native tests with GPU parity on Vulkan
-# (lavapipe here), the Python interoperability test, and the browser suite twice, in headless Chromium
-# without WebGPU (CPU path) and with SwiftShader's WebGPU. Run scripts/setup.sh first (the Makefile does).
+# (lavapipe here), the Python interoperability test, the browser suite twice, in headless Chromium without
+# WebGPU (CPU path) and with SwiftShader's WebGPU, then the npm package: the demo storefront end to end in
+# both modes, and the packed tarball in a Vite app and a plain page. Run scripts/setup.sh first (the Makefile does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -60,4 +61,21 @@ for mode in cpu webgpu; do
   SHELFWISE_EXPECT_BACKEND=$mode WASM_BINDGEN_TEST_TIMEOUT=600 CHROMEDRIVER=$(command -v chromedriver) \
     wasm_cargo test --target wasm32-unknown-unknown -p shelfwise --test web $WASM_BUILD_STD
 done
+kill $ASSETS_PID 2>/dev/null || true
+
+# The npm package: wasm-pack's release build plus the JS API (js/), as pkg/.
+step "npm package (wasm-pack release build and the JS API)"
+bash scripts/build-pkg.sh
+
+# The demo storefront on the quick MovieLens bundle above, driven by Playwright in both modes: search, open
+# products, reload (IndexedDB), corrupt the stored history, reset, the bad-input matrix, and the privacy
+# check on every request. Screenshots land in target/e2e/.
+for mode in cpu webgpu; do
+  step "demo storefront end to end, headless Chromium, $mode"
+  node tests/e2e/demo.mjs --mode $mode --bundle cache/golden/bundle --out target/e2e
+done
+
+step "npm pack, installed into a Vite app and a plain module page (the README's quick start, verbatim)"
+node tests/consumers/run.mjs --bundle cache/golden/bundle --out target/consumers
+
 step "all tests passed"

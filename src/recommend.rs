@@ -15,6 +15,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use web_time::Instant;
 
+/// Per-pass work (layers x positions x width^2) from which `DeviceChoice::Auto` runs the models on a hardware
+/// GPU. Below it the CPU path is quicker: the default interest model (2 x 50 x 64^2, 0.4M) takes about 1.2 ms
+/// on the wasm CPU path in headless Chromium, while a forward pass on the GPU has a floor of about 6.5 ms
+/// (all-MiniLM-L6-v2 on an H100: 14M at 16 tokens, where the GPU wins 2x over 16 CPU cores). The CPU path's
+/// time grows about linearly with this work, so it passes that floor near 4M. BENCHMARKS.md has the figures.
+pub const AUTO_GPU_MODEL_WORK: usize = 4_000_000;
+
 /// A query's text vector (the encoder's output) and its projection into item space.
 type QueryVectors = (Vec<f32>, Vec<f32>);
 
@@ -140,9 +147,12 @@ impl Recommender {
             Ok(bytes)
         };
         let (config, weights) = (get(&files.interest.config)?, get(&files.interest.weights)?);
+        let cfg = crate::model::ModelConfig::from_json(&config)?;
+        let work = cfg.num_hidden_layers * cfg.max_position_embeddings * cfg.hidden_size.pow(2);
         let gpu = match device {
             DeviceChoice::Cpu => None,
             DeviceChoice::Gpu => Some(GpuContext::new().await?),
+            DeviceChoice::Auto if work < AUTO_GPU_MODEL_WORK => None,
             DeviceChoice::Auto => GpuContext::new().await.ok().filter(|c| !c.is_software()),
         };
         let interest = match gpu {
@@ -244,6 +254,15 @@ impl Recommender {
     /// Where ranking runs.
     pub fn rank_backend(&self) -> Backend {
         self.index.backend()
+    }
+
+    /// Destroys the interest model's GPU device, as a driver reset or a lost GPU would: later calls fail
+    /// with `GPU_ERROR`. For tests of the fallback to the CPU; does nothing on the CPU path.
+    #[doc(hidden)]
+    pub fn simulate_device_loss(&self) {
+        if let Interest::Gpu(m) = &self.interest {
+            m.backend().context().destroy_device();
+        }
     }
 
     /// Whether search events count (the bundle has a text encoder).

@@ -370,6 +370,15 @@ impl BundleRecommender {
         })
     }
 
+    /// Destroys the interest model's GPU device, as a lost GPU would; later calls reject with `GPU_ERROR`.
+    /// For tests of the fallback to the CPU.
+    #[wasm_bindgen(js_name = simulateDeviceLoss, skip_typescript)]
+    pub fn simulate_device_loss(&self) {
+        if let Ok(r) = self.ready() {
+            r.simulate_device_loss();
+        }
+    }
+
     /// Whether the bundle has item `itemId`.
     pub fn has(&self, #[wasm_bindgen(js_name = itemId)] item_id: &str) -> bool {
         self.ready()

@@ -8,6 +8,7 @@
 // records every request and checks only page assets and bundle files were fetched, none carrying session
 // data; runs the bad-input matrix (tests/e2e/matrix.js) on both entries; saves screenshots.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { serve } from "../../scripts/serve.mjs";
@@ -171,6 +172,92 @@ try {
     for (const r of wrong) console.log(`  ${entry}: ${r.name}: expected ${r.want}, got ${r.got}`);
     assert.equal(wrong.length, 0, `${entry}: ${wrong.length} of ${results.length} bad calls gave the wrong code`);
     step(`  ${entry}: ${results.length} bad calls, each with its typed error code`);
+  }
+
+  step("downloads: one retry, then a typed error naming the file");
+  const shardName = manifest.shards[0].file;
+  const shardUrl = `${origin}${bundlePath}${shardName}`;
+  const loadIn = (opts) =>
+    page.evaluate(
+      async ([b, o]) => {
+        const { Recommender } = await import("/pkg/index.js");
+        try {
+          const rec = await Recommender.load(b, o);
+          const info = rec.info;
+          rec.dispose();
+          return { ok: true, info };
+        } catch (e) {
+          return { ok: false, code: e.code, file: e.file, message: e.message };
+        }
+      },
+      [bundleUrl, opts],
+    );
+  let shardHits = 0;
+  await context.route(shardUrl, (route) => (++shardHits === 1 ? route.abort("connectionreset") : route.continue()));
+  let got = await loadIn({ device: "cpu", cache: false });
+  assert.ok(got.ok, `a failed download is retried: ${got.message}`);
+  assert.equal(shardHits, 2, "the shard was fetched twice");
+  await context.unroute(shardUrl);
+  await context.route(shardUrl, (route) => route.fulfill({ status: 200, body: readFileSync(join(bundleDir, shardName)).subarray(0, 1000) }));
+  got = await loadIn({ device: "cpu", cache: false });
+  assert.equal(got.code, "DOWNLOAD_FAILED", `a partial download, twice: ${got.message}`);
+  assert.equal(got.file, shardName, "the error names the file");
+  await context.unroute(shardUrl);
+
+  step("the Cache API: a second load reads the cache; a changed manifest replaces what changed");
+  await page.evaluate(() => caches.delete("shelfwise-bundles-v1"));
+  const cold = await loadIn({ device: "cpu" });
+  const warm = await loadIn({ device: "cpu" });
+  assert.equal(cold.info.cachedBytes, 0, "the first load downloads");
+  assert.equal(warm.info.cachedBytes, warm.info.bytes, "the second load comes from the cache");
+  // A re-exported bundle: one shard value changes (the lowest byte of the first embedding value), so does
+  // its hash in the manifest.
+  const shard = Buffer.from(readFileSync(join(bundleDir, shardName)));
+  const headerLen = Number(shard.readBigUInt64LE(0));
+  const header = JSON.parse(shard.subarray(8, 8 + headerLen).toString());
+  shard[8 + headerLen + header.embeddings.data_offsets[0]] ^= 1;
+  const changed = structuredClone(manifest);
+  const oldSha = changed.shards[0].sha256;
+  changed.shards[0].sha256 = createHash("sha256").update(shard).digest("hex");
+  await context.route(bundleUrl, (route) => route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(changed) }));
+  await context.route(shardUrl, (route) => route.fulfill({ status: 200, body: shard }));
+  const updated = await loadIn({ device: "cpu" });
+  await context.unroute(bundleUrl);
+  await context.unroute(shardUrl);
+  assert.ok(updated.ok, `the changed bundle loads: ${updated.message}`);
+  assert.equal(updated.info.cachedBytes, updated.info.bytes - shard.length, "only the changed file is downloaded");
+  const keys = await page.evaluate(async () => (await (await caches.open("shelfwise-bundles-v1")).keys()).map((r) => r.url));
+  assert.ok(keys.some((k) => k.includes(changed.shards[0].sha256)), "the new shard is cached");
+  assert.ok(!keys.some((k) => k.includes(oldSha)), "the old shard left the cache");
+  await page.evaluate(() => caches.delete("shelfwise-bundles-v1"));
+
+  if (mode === "webgpu") {
+    step("a lost GPU device: the next call runs on the CPU with the same results, and backendchange fires");
+    const lost = await page.evaluate(async (b) => {
+      const { Recommender } = await import("/pkg/worker.js");
+      const rec = await Recommender.load(b, { device: "webgpu", cache: false });
+      rec.track({ type: "view", itemId: "50" });
+      rec.track({ type: "search", query: "space adventure" });
+      const a = await rec.recommend({ k: 10 });
+      const changes = [];
+      rec.on("backendchange", (e) => changes.push(e));
+      await rec.__simulateDeviceLoss();
+      const c = await rec.recommend({ k: 10 });
+      rec.dispose();
+      return {
+        before: a.backend,
+        after: c.backend,
+        same: a.items.map((i) => i.id).join() === c.items.map((i) => i.id).join(),
+        worst: Math.max(...a.items.map((it, i) => Math.abs(it.score - c.items[i].score))),
+        changes,
+      };
+    }, bundleUrl);
+    assert.equal(lost.before, "webgpu");
+    assert.equal(lost.after, "cpu");
+    assert.ok(lost.same, "the same items after the fallback");
+    assert.ok(lost.worst < 1e-3, `scores within 1e-3 (${lost.worst})`);
+    assert.equal(lost.changes.length, 1, "one backendchange event");
+    step(`  webgpu -> cpu, same top 10, scores within ${lost.worst.toExponential(1)}`);
   }
 
   step("privacy: only page assets and bundle files were fetched, none carrying session data");

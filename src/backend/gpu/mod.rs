@@ -119,6 +119,14 @@ impl GpuContext {
                 .any(|s| name.contains(s))
     }
 
+    /// Destroys the device, as a lost GPU would (tests of the fallback path). Later work reports
+    /// `GPU_ERROR`.
+    #[doc(hidden)]
+    pub fn destroy_device(&self) {
+        self.record_fault("the device was destroyed".into());
+        self.device.destroy();
+    }
+
     /// Keeps `msg` as the context's fault unless one is already there.
     fn record_fault(&self, msg: String) {
         let mut slot = self.fault.lock().unwrap_or_else(|p| p.into_inner());
