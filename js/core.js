@@ -40,12 +40,17 @@ const DEFAULTS = {
   profileDecay: 0.7,
 };
 
+const LOAD_KEYS = new Set([...Object.keys(DEFAULTS), "onProgress", "wasm"]);
+
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const bad = (code, message, field) => new ShelfwiseError(code, message, field ? { field } : {});
 
 function checkOptions(options) {
   if (options === undefined) return { ...DEFAULTS };
   if (!isObject(options)) throw bad("INVALID_ARGUMENT", "options must be an object", "options");
+  for (const key of Object.keys(options)) {
+    if (!LOAD_KEYS.has(key)) throw bad("INVALID_ARGUMENT", `unknown load option \`${key}\``, key);
+  }
   const o = { ...DEFAULTS, ...options };
   if (!["auto", "webgpu", "cpu"].includes(o.device)) {
     throw bad("INVALID_ARGUMENT", `device must be "auto", "webgpu" or "cpu", not ${JSON.stringify(o.device)}`, "device");

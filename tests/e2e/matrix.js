@@ -54,6 +54,8 @@ export async function run(bundle, entry) {
     ["on: unknown hook", () => rec.on("nope", () => {}), "INVALID_ARGUMENT"],
     ["load: bad device", () => Recommender.load(bundle, { device: "tpu" }), "INVALID_ARGUMENT"],
     ["load: options not an object", () => Recommender.load(bundle, "fast"), "INVALID_ARGUMENT"],
+    ["load: misspelt option", () => Recommender.load(bundle, { persistt: "indexeddb" }), "INVALID_ARGUMENT"],
+    ["load: NaN profileWeight", () => Recommender.load(bundle, { profileWeight: NaN }), "INVALID_ARGUMENT"],
     ["load: source a number", () => Recommender.load(42, { cache: false }), "INVALID_ARGUMENT"],
     ["load: missing manifest", () => Recommender.load(new URL("no-such/manifest.json", bundle).href, { cache: false }), "MISSING_FILE"],
     [
