@@ -436,6 +436,10 @@ export class RecommenderCore {
    */
   async recommend(opts) {
     const t0 = performance.now();
+    this.#alive();
+    // A session that went quiet for `sessionGapMs` is over: fold it into the profile first.
+    this.#maybeEndSession(Date.now());
+    await this.#folding;
     const out = await this.#run(async (engine) => {
       const search = this.#searchOptions(opts, engine, true);
       const events = this.#modelEvents(this.#history.slice(this.#sessionStart));

@@ -162,6 +162,47 @@ try {
   );
   assert.equal(stored, null, "nothing stored after reset");
 
+  step("calls before load, and the long-term profile");
+  const prof = await page.evaluate(async (b) => {
+    const { Recommender } = await import("/pkg/worker.js");
+    // Not awaited: track and recommend are called while the bundle loads.
+    const rec = new Recommender(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: "profile-test", sessionGapMs: 200 });
+    rec.track({ type: "view", itemId: "50" });
+    rec.track({ type: "view", itemId: "181" });
+    rec.track({ type: "search", query: "space adventure" });
+    const early = await rec.recommend({ k: 5 });
+    await new Promise((r) => setTimeout(r, 400));
+    // The session went quiet: it becomes the profile, and an empty session ranks by it.
+    const later = await rec.recommend({ k: 5 });
+    const profile = rec.profile();
+    rec.track({ type: "view", itemId: "1" });
+    const blended = await rec.recommend({ k: 5 });
+    await rec.flush();
+    rec.dispose();
+    // A new page visit reads the stored profile back.
+    const again = await Recommender.load(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: "profile-test", sessionGapMs: 200 });
+    const stored = again.profile();
+    await again.reset();
+    const wiped = again.profile();
+    again.dispose();
+    return {
+      early: early.items.map((i) => i.reason.kind),
+      later: later.items.map((i) => i.reason.kind),
+      blended: blended.items.map((i) => i.reason.kind),
+      sessions: profile?.sessions,
+      dim: profile?.vector.length,
+      storedSessions: stored?.sessions,
+      wiped,
+    };
+  }, bundleUrl);
+  assert.ok(prof.early.every((k) => k !== "popular" && k !== "profile"), `calls before load see the session: ${prof.early}`);
+  assert.equal(prof.sessions, 1, "one ended session in the profile");
+  assert.equal(prof.dim, manifest.dim, "the profile is an interest vector");
+  assert.ok(prof.later.every((k) => k === "profile"), `an empty session ranks by the profile: ${prof.later}`);
+  assert.ok(prof.blended.every((k) => k !== "profile" && k !== "popular"), `a new session explains itself: ${prof.blended}`);
+  assert.ok(prof.storedSessions >= 1, "the profile survives in IndexedDB");
+  assert.equal(prof.wiped, null, "reset wipes the profile");
+
   step("the bad-input matrix, on both entries");
   for (const entry of ["index", "worker"]) {
     const results = await page.evaluate(
