@@ -436,7 +436,7 @@ export class RecommenderCore {
    */
   async recommend(opts) {
     const t0 = performance.now();
-    this.#alive();
+    await this.#engineReady();
     // A session that went quiet for `sessionGapMs` is over: fold it into the profile first.
     this.#maybeEndSession(Date.now());
     await this.#folding;

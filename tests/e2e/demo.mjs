@@ -166,12 +166,13 @@ try {
   const prof = await page.evaluate(async (b) => {
     const { Recommender } = await import("/pkg/worker.js");
     // Not awaited: track and recommend are called while the bundle loads.
-    const rec = new Recommender(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: "profile-test", sessionGapMs: 200 });
+    const gap = 5000; // well over the time a load takes, so the first session is still open when it ends
+    const rec = new Recommender(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: "profile-test", sessionGapMs: gap });
     rec.track({ type: "view", itemId: "50" });
     rec.track({ type: "view", itemId: "181" });
     rec.track({ type: "search", query: "space adventure" });
     const early = await rec.recommend({ k: 5 });
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, gap + 500));
     // The session went quiet: it becomes the profile, and an empty session ranks by it.
     const later = await rec.recommend({ k: 5 });
     const profile = rec.profile();
@@ -180,7 +181,7 @@ try {
     await rec.flush();
     rec.dispose();
     // A new page visit reads the stored profile back.
-    const again = await Recommender.load(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: "profile-test", sessionGapMs: 200 });
+    const again = await Recommender.load(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: "profile-test", sessionGapMs: gap });
     const stored = again.profile();
     await again.reset();
     const wiped = again.profile();
@@ -202,6 +203,32 @@ try {
   assert.ok(prof.blended.every((k) => k !== "profile" && k !== "popular"), `a new session explains itself: ${prof.blended}`);
   assert.ok(prof.storedSessions >= 1, "the profile survives in IndexedDB");
   assert.equal(prof.wiped, null, "reset wipes the profile");
+
+  step("debounce, the history cap, unknown items, and the hooks");
+  const hooks = await page.evaluate(async (b) => {
+    const { Recommender } = await import("/pkg/index.js");
+    const rec = await Recommender.load(b, { device: "cpu", cache: false, historyCap: 5, debounceMs: 1000 });
+    const seen = { impression: [], click: [], recommendations: [] };
+    for (const k of Object.keys(seen)) rec.on(k, (e) => seen[k].push(e));
+    const t = Date.now();
+    const first = rec.track({ type: "view", itemId: "50", ts: t });
+    const repeat = rec.track({ type: "view", itemId: "50", ts: t + 500 });
+    const later = rec.track({ type: "view", itemId: "50", ts: t + 5000 });
+    rec.track({ type: "view", itemId: "not-in-this-catalogue", ts: t + 6000 });
+    const out = await rec.recommend({ k: 5, variant: "B" });
+    rec.track({ type: "click", itemId: out.items[2].id, ts: t + 7000 });
+    for (let i = 0; i < 6; i++) rec.track({ type: "view", itemId: String(100 + i), ts: t + 8000 + i });
+    const history = rec.history();
+    rec.dispose();
+    return { first, repeat, later, reasons: out.items.map((i) => i.reason.kind), clicked: out.items[2].id, seen, history };
+  }, bundleUrl);
+  assert.deepEqual([hooks.first, hooks.repeat, hooks.later], [true, false, true], "a repeat view within debounceMs is dropped");
+  assert.ok(hooks.reasons.every((k) => k === "viewed"), "an unknown item is skipped by the model, the known one drives it");
+  assert.equal(hooks.history.length, 5, "the history is capped");
+  assert.equal(hooks.history.at(-1).itemId, "105", "the cap drops the oldest events");
+  assert.equal(hooks.seen.recommendations.length, 1);
+  assert.equal(hooks.seen.impression[0].variant, "B");
+  assert.deepEqual(hooks.seen.click.map((c) => [c.itemId, c.rank, c.variant]), [[hooks.clicked, 2, "B"]], "a click on a shown item is reported with its rank");
 
   step("the bad-input matrix, on both entries");
   for (const entry of ["index", "worker"]) {
