@@ -595,3 +595,18 @@ export class RecommenderCore {
     return this.#saving.then(() => this.#folding);
   }
 }
+
+/** The public `Recommender` class over an engine opener (this thread's, or a worker's). */
+export function defineRecommender(open) {
+  return class Recommender extends RecommenderCore {
+    /** Starts loading `bundle` (a manifest URL, or `{ manifest, files }`); calls made before it is ready wait. */
+    constructor(bundle, options) {
+      super(bundle, options, open);
+    }
+
+    /** Loads a bundle and resolves with a ready Recommender (rejects with a ShelfwiseError). */
+    static async load(bundle, options) {
+      return new this(bundle, options).ready;
+    }
+  };
+}

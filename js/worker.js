@@ -1,7 +1,7 @@
 // shelfwise/worker: the same API as `shelfwise`, with the model, the shards and the downloads in a dedicated
 // Web Worker, so the page's thread never runs them. The session store stays on the page (it is small, and
 // IndexedDB and the hooks live there).
-import { RecommenderCore } from "./core.js";
+import { defineRecommender } from "./core.js";
 import { ShelfwiseError, errorFromWire } from "./errors.js";
 
 export { ShelfwiseError } from "./errors.js";
@@ -116,14 +116,5 @@ class WorkerEngine {
 
 const open = (source, options) => WorkerEngine.open(source, options);
 
-export class Recommender extends RecommenderCore {
-  /** Starts loading `bundle` in a worker; calls made before it is ready wait. */
-  constructor(bundle, options) {
-    super(bundle, options, open);
-  }
-
-  /** Loads a bundle in a worker and resolves with a ready Recommender (rejects with a ShelfwiseError). */
-  static async load(bundle, options) {
-    return new Recommender(bundle, options).ready;
-  }
-}
+/** The storefront API with the model in a worker. */
+export const Recommender = defineRecommender(open);

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::index::{DeviceChoice, Index};
 use crate::model::interest::{event_type, SEARCH};
 use crate::model::{Embedder, InterestModel, ModelFiles, Step, StepInput};
-use crate::rank::{Backend, SearchOptions};
+use crate::rank::{Backend, SearchOptions, SearchResult};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use web_time::Instant;
@@ -472,15 +472,7 @@ impl Recommender {
             ..opts.clone()
         };
         let r = self.index.search(&vec![0.0; self.dim()], &popular).await?;
-        Ok(r.ids
-            .into_iter()
-            .zip(r.scores)
-            .map(|(id, score)| Recommended {
-                id,
-                score,
-                reason: Reason::Popular,
-            })
-            .collect())
+        Ok(all_because(r, Reason::Popular))
     }
 
     /// Results with, for each, the source most like it as its reason.
@@ -521,15 +513,7 @@ impl Recommender {
         let mut opts = opts.clone();
         opts.exclude.push(id.to_string());
         let r = self.index.search(&self.item_vector(row), &opts).await?;
-        Ok(r.ids
-            .into_iter()
-            .zip(r.scores)
-            .map(|(i, score)| Recommended {
-                id: i,
-                score,
-                reason: Reason::Similar { id: id.to_string() },
-            })
-            .collect())
+        Ok(all_because(r, Reason::Similar { id: id.to_string() }))
     }
 
     /// Items for a typed query alone: the encoded query, through the interest model's query projection,
@@ -549,18 +533,26 @@ impl Recommender {
             .pop()
             .ok_or_else(|| Error::InvalidQuery("the query could not be encoded".into()))?;
         let r = self.index.search(&projected, opts).await?;
-        Ok(r.ids
-            .into_iter()
-            .zip(r.scores)
-            .map(|(id, score)| Recommended {
-                id,
-                score,
-                reason: Reason::Query {
-                    query: query.to_string(),
-                },
-            })
-            .collect())
+        Ok(all_because(
+            r,
+            Reason::Query {
+                query: query.to_string(),
+            },
+        ))
     }
+}
+
+/// Every result of `r`, each with the same reason.
+fn all_because(r: SearchResult, reason: Reason) -> Vec<Recommended> {
+    r.ids
+        .into_iter()
+        .zip(r.scores)
+        .map(|(id, score)| Recommended {
+            id,
+            score,
+            reason: reason.clone(),
+        })
+        .collect()
 }
 
 fn elapsed_ms(t: Instant) -> f64 {

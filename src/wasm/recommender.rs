@@ -327,21 +327,9 @@ impl BundleRecommender {
         #[wasm_bindgen(js_name = itemId)] item_id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "SearchOptions | undefined")] options: JsValue,
     ) -> js_sys::Promise {
-        let prepared = self.ready().and_then(|r| {
-            let id = item_id
-                .as_string()
-                .ok_or_else(|| Error::invalid("itemId", "must be a string"))?;
-            Ok((r, id, parse_search_options(&options)?))
-        });
-        future_to_promise(async move {
-            let (rec, id, opts) = prepared?;
-            let t0 = js_sys::Date::now();
+        self.listing_call(item_id, "itemId", &options, |rec, id, opts| async move {
             let items = rec.similar(&id, &opts).await?;
-            Ok(listing(
-                &items,
-                rec.rank_backend().name(),
-                js_sys::Date::now() - t0,
-            ))
+            Ok((items, rec.rank_backend().name()))
         })
     }
 
@@ -352,21 +340,9 @@ impl BundleRecommender {
         query: JsValue,
         #[wasm_bindgen(unchecked_param_type = "SearchOptions | undefined")] options: JsValue,
     ) -> js_sys::Promise {
-        let prepared = self.ready().and_then(|r| {
-            let q = query
-                .as_string()
-                .ok_or_else(|| Error::invalid("query", "must be a string"))?;
-            Ok((r, q, parse_search_options(&options)?))
-        });
-        future_to_promise(async move {
-            let (rec, q, opts) = prepared?;
-            let t0 = js_sys::Date::now();
+        self.listing_call(query, "query", &options, |rec, q, opts| async move {
             let items = rec.search(&q, &opts).await?;
-            Ok(listing(
-                &items,
-                rec.model_backend().name(),
-                js_sys::Date::now() - t0,
-            ))
+            Ok((items, rec.model_backend().name()))
         })
     }
 
@@ -417,6 +393,35 @@ impl BundleRecommender {
 
     fn ready(&self) -> Result<Rc<recommend::Recommender>, Error> {
         self.state.borrow().ready()
+    }
+}
+
+impl BundleRecommender {
+    /// A call that takes one string argument (`name`) and search options, and answers with a listing.
+    fn listing_call<F, Fut>(
+        &self,
+        arg: JsValue,
+        name: &'static str,
+        options: &JsValue,
+        run: F,
+    ) -> js_sys::Promise
+    where
+        F: FnOnce(Rc<recommend::Recommender>, String, crate::rank::SearchOptions) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<(Vec<recommend::Recommended>, &'static str), Error>>
+            + 'static,
+    {
+        let prepared = self.ready().and_then(|r| {
+            let a = arg
+                .as_string()
+                .ok_or_else(|| Error::invalid(name, "must be a string"))?;
+            Ok((r, a, parse_search_options(options)?))
+        });
+        future_to_promise(async move {
+            let (rec, a, opts) = prepared?;
+            let t0 = js_sys::Date::now();
+            let (items, backend) = run(rec, a, opts).await?;
+            Ok(listing(&items, backend, js_sys::Date::now() - t0))
+        })
     }
 }
 
