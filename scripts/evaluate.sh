@@ -28,8 +28,8 @@ train text-cold --items text --encoder data/encoder --cold 0.1
 
 sw eval $C $E --encoder data/encoder --int8 --report data/report.html \
   --model data/runs/id --model data/runs/text --model data/runs/text-id
-# An id-only model scores withheld items 0 by construction, so the cold report compares text + id with the
-# baselines only.
+# An id-only model scores withheld items 0 by construction, so the cold report compares text + id and text
+# only with the baselines.
 sw eval $C $E --encoder data/encoder --cold 0.1 --report data/report-cold.html --model data/runs/text-id-cold \
   --model data/runs/text-cold
 sw export --model data/runs/text-id --encoder data/encoder $C $E --out data/bundle
