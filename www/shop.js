@@ -209,6 +209,8 @@ async function start() {
     const res = await fetch(new URL("items.json", bundleUrl));
     if (!res.ok) throw Object.assign(new Error(`items.json: HTTP ${res.status}`), { code: "MISSING_FILE" });
     for (const it of await res.json()) {
+      // MovieLens files "The Shadow" as "Shadow, The": show it as a shop would.
+      it.title = it.title.replace(/^(.*), (The|A|An)$/, "$2 $1");
       state.items.set(it.id, it);
       state.order.push(it.id);
     }
