@@ -72,12 +72,16 @@ async function measure(name, api, ids) {
     rankP50: quantile(stages.rankMs.slice(skip), 0.5),
     baselineP50: quantile(base.slice(skip), 0.5),
     searchP50: quantile(wall.slice(skip).filter((_, i) => searched[skip + i]), 0.5),
+    // What a shopper's first visit sees: the warm-up session, right after load.
+    firstSessionP50: quantile(wall.slice(0, skip), 0.5),
+    firstCallMs: wall[0],
     searchTokenizeP50: quantile(stages.tokenizeMs.slice(skip).filter((_, i) => searched[skip + i]), 0.5),
   };
   r.ratio = r.p50 / r.baselineP50;
   log(
     `${name.padEnd(7)} ${backend}: recommend() p50 ${r.p50.toFixed(2)} ms, p90 ${r.p90.toFixed(2)} ms over ${r.calls} calls ` +
       `(inside: tokenize+encode ${r.tokenizeP50.toFixed(2)}, model ${r.modelP50.toFixed(2)}, rank ${r.rankP50.toFixed(2)}); ` +
+      `first session after load: p50 ${r.firstSessionP50.toFixed(2)} ms, first call ${r.firstCallMs.toFixed(1)} ms; ` +
       `after a new search: p50 ${r.searchP50.toFixed(2)} ms (tokenize+encode ${r.searchTokenizeP50.toFixed(2)}); ` +
       `baseline similar() p50 ${r.baselineP50.toFixed(2)} ms; ratio ${r.ratio.toFixed(2)}x`,
   );
