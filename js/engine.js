@@ -87,69 +87,76 @@ async function readBody(res, onBytes) {
   return out;
 }
 
+/**
+ * Downloads `url` (named `file` in errors), retrying once: a 404 is `MISSING_FILE`; anything else, including
+ * a failed `check(bytes)`, is `DOWNLOAD_FAILED` unless `check` throws a ShelfwiseError of its own.
+ */
+async function download(url, file, { init, onBytes = () => {}, check = () => {} } = {}) {
+  let last;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const res = await fetch(url, init);
+      if (res.status === 404 || res.status === 410) {
+        throw new ShelfwiseError("MISSING_FILE", `${file}: the server has no such file (HTTP ${res.status})`, { file });
+      }
+      if (!res.ok) throw new ShelfwiseError("DOWNLOAD_FAILED", `${file}: HTTP ${res.status}`, { file });
+      const bytes = await readBody(res, onBytes);
+      await check(bytes);
+      return bytes;
+    } catch (e) {
+      last = e instanceof ShelfwiseError ? e : new ShelfwiseError("DOWNLOAD_FAILED", `${file}: ${e?.message ?? e}`, { file });
+      onBytes(0);
+    }
+  }
+  throw last;
+}
+
 /** One file: from the cache when it holds these exact bytes, else downloaded (retried once) and checked. */
 async function getFile(entry, base, cache, progress) {
   const url = new URL(entry.file, base).href;
   const key = `${url}${url.includes("?") ? "&" : "?"}sha256=${entry.sha256}`;
+  const matches = async (bytes) => bytes.length === entry.bytes && [null, entry.sha256].includes(await sha256Hex(bytes));
   if (cache) {
     try {
       const hit = await cache.match(key);
       if (hit) {
         const bytes = new Uint8Array(await hit.arrayBuffer());
-        if (bytes.length === entry.bytes && (await sha256Hex(bytes)) !== entry.sha256) {
-          await cache.delete(key);
-        } else if (bytes.length === entry.bytes) {
+        if (await matches(bytes)) {
           progress(bytes.length, true);
           return { bytes, key, cached: true };
         }
+        await cache.delete(key);
       }
     } catch {
       // A broken cache only costs a download.
     }
   }
-  let last;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const res = await fetch(url);
-      if (res.status === 404 || res.status === 410) {
-        throw new ShelfwiseError("MISSING_FILE", `${entry.file}: the server has no such file (HTTP ${res.status})`, {
-          file: entry.file,
-        });
-      }
-      if (!res.ok) {
-        throw new ShelfwiseError("DOWNLOAD_FAILED", `${entry.file}: HTTP ${res.status}`, { file: entry.file });
-      }
-      const bytes = await readBody(res, (n) => progress(n, false));
-      if (bytes.length !== entry.bytes) {
+  const bytes = await download(url, entry.file, {
+    onBytes: (n) => progress(n, false),
+    check: async (b) => {
+      if (b.length !== entry.bytes) {
         throw new ShelfwiseError(
           "DOWNLOAD_FAILED",
-          `${entry.file}: got ${bytes.length} bytes, the manifest says ${entry.bytes} (a partial or changed file)`,
+          `${entry.file}: got ${b.length} bytes, the manifest says ${entry.bytes} (a partial or changed file)`,
           { file: entry.file },
         );
       }
-      const sha = await sha256Hex(bytes);
+      const sha = await sha256Hex(b);
       if (sha !== null && sha !== entry.sha256) {
         throw new ShelfwiseError("INTEGRITY", `${entry.file}: SHA-256 ${sha} is not the manifest's ${entry.sha256}`, {
           file: entry.file,
         });
       }
-      if (cache) {
-        try {
-          await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
-        } catch {
-          // Quota or a private mode: the bundle still loads.
-        }
-      }
-      return { bytes, key, cached: false };
-    } catch (e) {
-      last =
-        e instanceof ShelfwiseError
-          ? e
-          : new ShelfwiseError("DOWNLOAD_FAILED", `${entry.file}: ${e?.message ?? e}`, { file: entry.file });
-      progress(0, false);
+    },
+  });
+  if (cache) {
+    try {
+      await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
+    } catch {
+      // Quota or a private mode: the bundle still loads.
     }
   }
-  throw last;
+  return { bytes, key, cached: false };
 }
 
 async function openCache(enabled) {
@@ -180,24 +187,7 @@ export async function fetchBundle(source, { cache = true, onProgress } = {}) {
     } catch {
       throw new ShelfwiseError("INVALID_ARGUMENT", `not a URL: ${String(source).slice(0, 200)}`, { field: "source" });
     }
-    let manifestBytes;
-    let lastError;
-    for (let attempt = 0; attempt < 2 && !manifestBytes; attempt++) {
-      try {
-        const res = await fetch(base, { cache: "no-cache" });
-        if (res.status === 404 || res.status === 410) {
-          throw new ShelfwiseError("MISSING_FILE", `manifest.json: HTTP ${res.status}`, { file: "manifest.json" });
-        }
-        if (!res.ok) throw new ShelfwiseError("DOWNLOAD_FAILED", `manifest.json: HTTP ${res.status}`, { file: "manifest.json" });
-        manifestBytes = new Uint8Array(await res.arrayBuffer());
-      } catch (e) {
-        lastError =
-          e instanceof ShelfwiseError
-            ? e
-            : new ShelfwiseError("DOWNLOAD_FAILED", `manifest.json: ${e?.message ?? e}`, { file: "manifest.json" });
-      }
-    }
-    if (!manifestBytes) throw lastError;
+    const manifestBytes = await download(base, "manifest.json", { init: { cache: "no-cache" } });
     const manifest = parseManifest(manifestBytes);
     const entries = bundleFiles(manifest);
     const total = entries.reduce((s, f) => s + f.bytes, 0);
