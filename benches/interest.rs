@@ -14,7 +14,7 @@
 //! Run: `cargo bench --bench interest`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, Criterion};
 use shelfwise::backend::cpu_nn::CpuNn;
@@ -45,7 +45,7 @@ fn bundle_dir() -> Option<PathBuf> {
         .find(|d| d.join("manifest.json").is_file())
 }
 
-fn load(dir: &PathBuf, device: DeviceChoice) -> Option<Recommender> {
+fn load(dir: &Path, device: DeviceChoice) -> Option<Recommender> {
     let manifest = std::fs::read(dir.join("manifest.json")).ok()?;
     let rec = pollster::block_on(Recommender::load(
         &manifest,
@@ -189,7 +189,11 @@ fn benches(c: &mut Criterion) {
             let want = pollster::block_on(cpu.embed_vectors(&batch, &inputs)).unwrap();
             let got = pollster::block_on(model.embed_vectors(&batch, &inputs)).unwrap();
             let diff = shelfwise::testing::max_rel_diff(&got, &want);
-            assert!(diff < 1e-3, "{}: GPU and CPU differ by {diff}", shape_name(shape));
+            assert!(
+                diff < 1e-3,
+                "{}: GPU and CPU differ by {diff}",
+                shape_name(shape)
+            );
             g.bench_function("gpu", |b| {
                 b.iter(|| {
                     black_box(pollster::block_on(model.embed_vectors(&batch, &inputs)).unwrap())
@@ -227,7 +231,9 @@ fn main() {
             median_ms("bundle", &format!("{what}_gpu")),
         );
         if c.is_some() || g.is_some() {
-            let ratio = c.zip(g).map_or("-".into(), |(c, g)| format!("{:.2}", c / g));
+            let ratio = c
+                .zip(g)
+                .map_or("-".into(), |(c, g)| format!("{:.2}", c / g));
             println!("{what:<24} {:>12} {:>12} {ratio:>10}", cell(c), cell(g));
         }
     }
@@ -239,7 +245,9 @@ fn main() {
         let name = shape_name(shape);
         let work = (shape.0 * shape.3 * shape.1 * shape.1) as f64 / 1e6;
         let (c, g) = (median_ms(&name, "cpu"), median_ms(&name, "gpu"));
-        let ratio = c.zip(g).map_or("-".into(), |(c, g)| format!("{:.2}", c / g));
+        let ratio = c
+            .zip(g)
+            .map_or("-".into(), |(c, g)| format!("{:.2}", c / g));
         println!(
             "{name:<24} {work:>10.1} {:>12} {:>12} {ratio:>10}",
             cell(c),

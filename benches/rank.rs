@@ -156,12 +156,7 @@ fn main() {
         let Some(base) = median_ns(&group, "shelfwise_cpu") else {
             continue;
         };
-        for bench in [
-            "shelfwise_cpu",
-            "scalar_f32_scan",
-            "memcpy_floor",
-            "gpu",
-        ] {
+        for bench in ["shelfwise_cpu", "scalar_f32_scan", "memcpy_floor", "gpu"] {
             if let Some(m) = median_ns(&group, bench) {
                 println!(
                     "{name:<10} {bench:<22} {:>9.3} ms {:>22.2}",
@@ -171,5 +166,7 @@ fn main() {
             }
         }
     }
-    println!("(the gpu row runs on whatever adapter exists; on a software one it is not a speed figure)");
+    println!(
+        "(the gpu row runs on whatever adapter exists; on a software one it is not a speed figure)"
+    );
 }

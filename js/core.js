@@ -26,6 +26,7 @@ const RECOMMEND_KEYS = new Set([
   "explain",
   "variant",
   "popularityWeight",
+  "newItemBoost",
 ]);
 
 const DEFAULTS = {
@@ -432,7 +433,8 @@ export class RecommenderCore {
    * Ranks the catalogue for the current session (blended with the long-term profile when there is one).
    * Options: k, excludeSeen (true), exclude, allow, categories (names), priceRange, inStockOnly, diversity
    * (0 = relevance only … 1 = most diverse; MMR), perCategoryCap, boosts ({ category: add }), explain
-   * (true), variant (an A/B label passed to the hooks), popularityWeight.
+   * (true), variant (an A/B label passed to the hooks), popularityWeight, newItemBoost (added to the
+   * scores of items with no recorded interactions).
    */
   async recommend(opts) {
     const t0 = performance.now();

@@ -84,6 +84,11 @@ export interface RecommendOptions {
   variant?: string;
   /** Weight of the shards' popularity added to scores (default 0). */
   popularityWeight?: number;
+  /**
+   * Added to the score of every new item: one with no interactions in the events the bundle was exported
+   * from (popularity 0). Gives new arrivals exposure at some cost in relevance (default 0).
+   */
+  newItemBoost?: number;
 }
 
 export type Reason =

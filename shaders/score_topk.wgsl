@@ -30,6 +30,7 @@ const FLAG_PRICE: u32 = 4u;
 const FLAG_STOCK: u32 = 8u;
 const FLAG_POP: u32 = 16u;
 const FLAG_BOOST: u32 = 32u;
+const FLAG_NEW: u32 = 64u;
 const NO_CATEGORY: u32 = 0x7fffffffu;
 
 struct Params {
@@ -45,6 +46,10 @@ struct Params {
     pop_weight: f32,
     price_min: f32,
     price_max: f32,
+    new_boost: f32,     // added where popularity is 0 (FLAG_NEW)
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -127,6 +132,9 @@ fn score_row(r: u32) -> u32 {
     var s = row_dot(r, bitcast<f32>(a.x));
     if ((p.flags & FLAG_POP) != 0u) {
         s = s + p.pop_weight * bitcast<f32>(a.w);
+    }
+    if ((p.flags & FLAG_NEW) != 0u && bitcast<f32>(a.w) == 0.0) {
+        s = s + p.new_boost;
     }
     if ((p.flags & FLAG_BOOST) != 0u && cat != NO_CATEGORY) {
         s = s + bitcast<f32>(req[p.cat_boost_at + cat]);

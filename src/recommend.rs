@@ -15,12 +15,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use web_time::Instant;
 
-/// Per-pass work (layers x positions x width^2) from which `DeviceChoice::Auto` runs the models on a hardware
-/// GPU. Below it the CPU path is quicker: the default interest model (2 x 50 x 64^2, 0.4M) takes about 1.2 ms
-/// on the wasm CPU path in headless Chromium, while a forward pass on the GPU has a floor of about 6.5 ms
-/// (all-MiniLM-L6-v2 on an H100: 14M at 16 tokens, where the GPU wins 2x over 16 CPU cores). The CPU path's
-/// time grows about linearly with this work, so it passes that floor near 4M. BENCHMARKS.md has the figures.
-pub const AUTO_GPU_MODEL_WORK: usize = 4_000_000;
+/// Per-pass work (layers x positions x width^2) from which `DeviceChoice::Auto` runs the interest model on a
+/// hardware GPU. Measured natively on an H100 (`cargo bench --bench interest`), an interest-model pass on the
+/// GPU takes 1.2 to 1.4 ms up to 1.6M of work, while one CPU thread (what the wasm path has) takes 1.75 ms
+/// at 0.4M (the default model, 2 x 50 x 64^2), 4.1 ms at 1.6M and 9.0 ms at 6.6M. The wasm CPU path in
+/// Chromium takes 1.2 to 1.6 ms for the default model. So the GPU's lead starts near 1M; below it, a
+/// browser's extra cost per GPU round trip (not measured: no browser ran on that GPU) would eat the gain.
+/// BENCHMARKS.md has the figures.
+pub const AUTO_GPU_MODEL_WORK: usize = 1_000_000;
 
 /// A query's text vector (the encoder's output) and its projection into item space.
 type QueryVectors = (Vec<f32>, Vec<f32>);

@@ -38,7 +38,7 @@ impl Case {
             );
         }
         let bmax = self.opts.boosts.values().fold(0f32, |m, b| m.max(b.abs()));
-        qn * rmax + self.opts.popularity_weight.abs() * pmax + bmax
+        qn * rmax + self.opts.popularity_weight.abs() * pmax + bmax + self.opts.new_item_boost.abs()
     }
 
     pub fn catalog(&self) -> Catalog {
@@ -57,7 +57,13 @@ fn synth_case(
 ) -> Case {
     let mut spec = SynthSpec::new(items, dim);
     spec.seed = seed;
-    let cat = synth::generate(&spec);
+    let mut cat = synth::generate(&spec);
+    if opts.new_item_boost != 0.0 {
+        // Every eighth item is new: no interactions, popularity 0.
+        if let Some(p) = cat.attributes.popularity.as_mut() {
+            p.iter_mut().skip(5).step_by(8).for_each(|v| *v = 0.0);
+        }
+    }
     let bytes = synth::shard_bytes(&cat, dim, dtype, "synthetic").expect("synthetic shard");
     // The query is a perturbed item, so the top of the ranking is a tight race.
     let mut rng = Rng::new(seed + 1);
@@ -242,6 +248,28 @@ pub fn parity_cases(big: bool) -> Vec<Case> {
         ),
         synth_case("filters-f32", 20_000, 64, Dtype::F32, 9, filters()),
         synth_case("filters-int8", 20_000, 64, Dtype::I8, 10, filters()),
+        synth_case(
+            "new-items-f32",
+            20_000,
+            64,
+            Dtype::F32,
+            14,
+            SearchOptions {
+                new_item_boost: 0.4,
+                ..filters()
+            },
+        ),
+        synth_case(
+            "new-items-int8",
+            20_000,
+            64,
+            Dtype::I8,
+            15,
+            SearchOptions {
+                new_item_boost: -0.3,
+                ..filters()
+            },
+        ),
         synth_case(
             "allow-int8",
             10_000,

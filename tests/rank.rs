@@ -49,6 +49,9 @@ fn oracle(index: &Index, q: &[f32], o: &SearchOptions) -> Vec<(u32, f64)> {
         cat.row_f32(g, &mut row);
         let mut s: f64 = row.iter().zip(q).map(|(&x, &y)| x as f64 * y as f64).sum();
         s += o.popularity_weight as f64 * a.popularity.unwrap_or(0.0) as f64;
+        if o.new_item_boost != 0.0 && a.popularity == Some(0.0) {
+            s += o.new_item_boost as f64;
+        }
         if let Some(b) = a.category.and_then(|c| o.boosts.get(&c.to_string())) {
             s += *b as f64;
         }
@@ -134,6 +137,44 @@ fn every_filter_and_boost_matches_the_oracle() {
     let res = search(&index, &q, &o);
     assert_exact(&res, &oracle(&index, &q, &o), 40, 1e-5);
     assert!(!res.ids.contains(&"sku-0000017".to_string()));
+}
+
+#[test]
+fn new_item_boost_lifts_exactly_the_items_without_popularity() {
+    let mut cat = synth::generate(&SynthSpec::new(4000, 32));
+    let pop = cat.attributes.popularity.as_mut().unwrap();
+    let new: HashSet<usize> = (0..4000).filter(|i| i % 10 == 3).collect();
+    for &i in &new {
+        pop[i] = 0.0;
+    }
+    let bytes = synth::shard_bytes(&cat, 32, Dtype::F32, "test").unwrap();
+    let index =
+        Index::cpu(Catalog::from_shards(vec![Shard::from_bytes("s", &bytes).unwrap()]).unwrap());
+    let q = cat.vectors[17 * 32..18 * 32].to_vec();
+    let plain = SearchOptions {
+        k: 20,
+        ..Default::default()
+    };
+    let count_new = |r: &SearchResult| {
+        r.rows
+            .iter()
+            .filter(|&&g| new.contains(&(g as usize)))
+            .count()
+    };
+    let before = search(&index, &q, &plain);
+    for boost in [0.3f32, 2.0, -0.5] {
+        let o = SearchOptions {
+            new_item_boost: boost,
+            ..plain.clone()
+        };
+        let res = search(&index, &q, &o);
+        assert_exact(&res, &oracle(&index, &q, &o), 20, 1e-5);
+        match boost {
+            b if b > 1.0 => assert_eq!(count_new(&res), 20, "a large boost puts new items first"),
+            b if b > 0.0 => assert!(count_new(&res) > count_new(&before)),
+            _ => assert!(count_new(&res) <= count_new(&before)),
+        }
+    }
 }
 
 #[test]
@@ -274,6 +315,13 @@ fn bad_queries_and_options_are_typed_errors() {
         ),
         (
             SearchOptions {
+                new_item_boost: f32::NAN,
+                ..d.clone()
+            },
+            "INVALID_ARGUMENT",
+        ),
+        (
+            SearchOptions {
                 mmr_lambda: Some(1.5),
                 ..d.clone()
             },
@@ -346,6 +394,10 @@ fn filters_on_missing_attributes_name_the_shard() {
         },
         SearchOptions {
             popularity_weight: 1.0,
+            ..Default::default()
+        },
+        SearchOptions {
+            new_item_boost: 0.5,
             ..Default::default()
         },
         SearchOptions {

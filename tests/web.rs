@@ -184,6 +184,9 @@ fn scalar_oracle(
         if o.popularity_weight != 0.0 {
             score += o.popularity_weight * a.popularity.unwrap_or(0.0);
         }
+        if o.new_item_boost != 0.0 && a.popularity == Some(0.0) {
+            score += o.new_item_boost;
+        }
         if let Some(c) = a.category {
             if let Some(b) = o.boosts.get(&c.to_string()) {
                 score += b;

@@ -177,6 +177,10 @@ impl Split {
 pub trait Scorer {
     fn name(&self) -> String;
     fn score(&self, c: &Case, input: &[SeqEvent], out: &mut [f32]);
+    /// Whether the scores are logits (a softmax of them is the model's belief), not counts.
+    fn logits(&self) -> bool {
+        false
+    }
 }
 
 /// Training-set popularity.
@@ -360,6 +364,80 @@ pub fn evaluate(scorer: &dyn Scorer, split: &Split, cases: &[Case], protocol: Pr
     m
 }
 
+/// Items that never occur in training: what an exported bundle gives popularity 0, and what a new-item
+/// boost applies to.
+pub fn new_items(split: &Split) -> Vec<bool> {
+    let mut new = vec![true; split.items];
+    for seq in split.train() {
+        for e in seq {
+            if let Some(i) = e.item {
+                new[i as usize] = false;
+            }
+        }
+    }
+    new
+}
+
+/// The mean share of softmax probability that `scorer` puts on new items, over `cases` (each case's history
+/// masked): what the model expects of new items, to compare with the share of targets that are new.
+pub fn new_item_mass(scorer: &dyn Scorer, split: &Split, cases: &[Case], new: &[bool]) -> f64 {
+    let mut scores = vec![0.0f32; split.items];
+    let mut masked = vec![false; split.items];
+    let mut sum = 0.0;
+    for c in cases {
+        let input = split.input(c);
+        scorer.score(c, input, &mut scores);
+        masked.fill(false);
+        for e in input {
+            if let Some(i) = e.item {
+                masked[i as usize] = true;
+            }
+        }
+        masked[c.target as usize] = false;
+        let top = scores
+            .iter()
+            .filter(|s| s.is_finite())
+            .fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+        let (mut on_new, mut all) = (0.0, 0.0);
+        for i in (0..split.items).filter(|&i| !masked[i] && scores[i].is_finite()) {
+            let p = (scores[i] as f64 - top).exp();
+            all += p;
+            if new[i] {
+                on_new += p;
+            }
+        }
+        if all > 0.0 {
+            sum += on_new / all;
+        }
+    }
+    sum / cases.len().max(1) as f64
+}
+
+/// `inner`'s scores with `boost` added to every new item's ([`new_items`]): what the engine's
+/// `SearchOptions::new_item_boost` does to items whose popularity is 0.
+pub struct NewItemBoost<'a> {
+    pub inner: &'a dyn Scorer,
+    pub boost: f32,
+    pub new: &'a [bool],
+}
+
+impl Scorer for NewItemBoost<'_> {
+    fn name(&self) -> String {
+        format!("{}, new-item boost {}", self.inner.name(), self.boost)
+    }
+
+    fn logits(&self) -> bool {
+        self.inner.logits()
+    }
+
+    fn score(&self, c: &Case, input: &[SeqEvent], out: &mut [f32]) {
+        self.inner.score(c, input, out);
+        for (s, _) in out.iter_mut().zip(self.new).filter(|(_, &n)| n) {
+            *s += self.boost;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,6 +510,33 @@ mod tests {
         let s = split(vec![vec![1, 2, 4]], 30);
         let m = evaluate(&Fixed(vec![1.0; 30]), &s, &s.test, Protocol::Full);
         assert_eq!((m.hr10, m.hr20), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_new_item_boost_lifts_only_items_never_in_training() {
+        // Training prefixes [0, 1] and [5, 0]: items 2, 3 and 4 never occur in training.
+        let s = split(vec![vec![0, 1, 2, 4], vec![5, 0, 1, 3]], 6);
+        let new = new_items(&s);
+        assert_eq!(new, vec![false, false, true, true, true, false]);
+        let fixed = Fixed(vec![3.0, 0.0, 0.0, 0.5, 1.0, 2.5]);
+        // The first test case: input [0, 1, 2] (masked), target 4; unmasked 3 (new), 4 and 5 (known).
+        let rank = |boost: f32| {
+            let m = evaluate(
+                &NewItemBoost {
+                    inner: &fixed,
+                    boost,
+                    new: &new,
+                },
+                &s,
+                &s.test[..1],
+                Protocol::Full,
+            );
+            (1.0 / m.mrr10).round() as usize
+        };
+        assert_eq!(rank(0.0), 2, "item 5 (2.5) is ahead");
+        assert_eq!(rank(1.5), 2, "a tie with item 5 counts against the target");
+        assert_eq!(rank(2.0), 1);
+        assert_eq!(rank(-0.6), 2, "item 3 moves down with the target");
     }
 
     #[test]

@@ -114,6 +114,10 @@ enum Command {
         /// Also evaluate each model with its item vectors stored as int8, as an int8 shard stores them.
         #[arg(long)]
         int8: bool,
+        /// Also evaluate each model with this added to the score of every item that never occurs in
+        /// training (what `newItemBoost` does in the browser to items of popularity 0), repeatable.
+        #[arg(long = "new-item-boost")]
+        new_item_boosts: Vec<f32>,
         /// Skip malformed lines (with a count) instead of failing.
         #[arg(long)]
         skip_bad: bool,
@@ -342,6 +346,7 @@ fn main() -> Result<()> {
             cold,
             report,
             int8,
+            new_item_boosts,
             skip_bad,
         } => eval_cmd(EvalArgs {
             catalog: &catalog,
@@ -352,6 +357,7 @@ fn main() -> Result<()> {
             cold,
             report: report.as_deref(),
             int8,
+            new_item_boosts: &new_item_boosts,
             skip_bad,
         }),
         Command::Embed {
@@ -578,6 +584,7 @@ struct EvalArgs<'a> {
     cold: ColdArgs,
     report: Option<&'a Path>,
     int8: bool,
+    new_item_boosts: &'a [f32],
     skip_bad: bool,
 }
 
@@ -641,6 +648,26 @@ fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
             scorers.push(Box::new(q));
         }
     }
+    if let Some(b) = a.new_item_boosts.iter().find(|b| !b.is_finite()) {
+        bail!("--new-item-boost must be finite, not {b}");
+    }
+    let new = eval::new_items(&split);
+    let models = scorers.len();
+    let boosted: Vec<eval::NewItemBoost<'_>> = a
+        .new_item_boosts
+        .iter()
+        .flat_map(|&boost| scorers[2..models].iter().map(move |s| (boost, s)))
+        .map(|(boost, s)| eval::NewItemBoost {
+            inner: s.as_ref(),
+            boost,
+            new: &new,
+        })
+        .collect();
+    let scorers: Vec<&dyn eval::Scorer> = scorers
+        .iter()
+        .map(|s| s.as_ref())
+        .chain(boosted.iter().map(|b| b as &dyn eval::Scorer))
+        .collect();
     let header = format!(
         "{} items, {} sessions, {} {} cases; full ranking, history masked, ties count against the target",
         split.items,
@@ -653,8 +680,8 @@ fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
     println!("|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
     for s in &scorers {
-        let m = eval::evaluate(s.as_ref(), &split, &cases, eval::Protocol::Full);
-        let sampled = eval::evaluate(s.as_ref(), &split, &cases, eval::Protocol::Sampled(100));
+        let m = eval::evaluate(*s, &split, &cases, eval::Protocol::Full);
+        let sampled = eval::evaluate(*s, &split, &cases, eval::Protocol::Sampled(100));
         println!(
             "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
             s.name(),
@@ -682,27 +709,35 @@ fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
         let (cold, warm): (Vec<eval::Case>, Vec<eval::Case>) =
             cases.iter().partition(|c| split.cold[c.target as usize]);
         println!(
-            "\ncold start: {} of {} items withheld from training (seed {}); {} cases have a withheld target\n",
+            "\ncold start: {} of {} items withheld from training (seed {}); {} cases have a withheld target\n\
+             (the last column: the mean share of a model's softmax probability on items never in training, over \
+             all {} cases, whose targets are such an item in {:.4} of them)\n",
             split.cold.iter().filter(|&&c| c).count(),
             split.items,
             a.cold.cold_seed,
-            cold.len()
+            cold.len(),
+            cases.len(),
+            cases.iter().filter(|c| new[c.target as usize]).count() as f64 / cases.len() as f64
         );
         println!(
-            "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | cold / warm HR@10 |"
+            "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | cold / warm HR@10 | probability on new items |"
         );
-        println!("|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|");
         for s in &scorers {
-            let c = eval::evaluate(s.as_ref(), &split, &cold, eval::Protocol::Full);
-            let w = eval::evaluate(s.as_ref(), &split, &warm, eval::Protocol::Full);
+            let c = eval::evaluate(*s, &split, &cold, eval::Protocol::Full);
+            let w = eval::evaluate(*s, &split, &warm, eval::Protocol::Full);
+            let mass = match s.logits() {
+                true => format!("{:.4}", eval::new_item_mass(*s, &split, &cases, &new)),
+                false => "-".into(),
+            };
             println!(
-                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.2} |",
+                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.2} | {mass} |",
                 s.name(),
                 c.hr10,
                 c.ndcg10,
                 w.hr10,
                 w.ndcg10,
-                c.hr10 / w.hr10
+                c.hr10 / w.hr10,
             );
             cold_rows.push(report::ColdRow {
                 name: s.name(),

@@ -781,6 +781,10 @@ impl Scorer for Precomputed {
         self.name.clone()
     }
 
+    fn logits(&self) -> bool {
+        true
+    }
+
     fn score(&self, c: &Case, _input: &[SeqEvent], out: &mut [f32]) {
         match self.by_case.get(&(c.session, c.at)) {
             Some(s) if s.len() == out.len() => out.copy_from_slice(s),

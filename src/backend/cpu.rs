@@ -16,7 +16,7 @@ const BLOCK: usize = 1024;
 pub(crate) fn scan(catalog: &Catalog, plan: &Plan, m: usize) -> Vec<u64> {
     let mut top = TopK::new(m);
     let mut base = [0f32; BLOCK];
-    let adjusts = plan.flags & (flags::POP | flags::BOOST) != 0;
+    let adjusts = plan.flags & (flags::POP | flags::NEW | flags::BOOST) != 0;
     // Scores below the heap's floor cannot enter: one float compare rejects most rows.
     let mut floor = f32::NEG_INFINITY;
     for (si, shard) in catalog.shards.iter().enumerate() {
@@ -48,14 +48,25 @@ pub(crate) fn scan(catalog: &Catalog, plan: &Plan, m: usize) -> Vec<u64> {
     top.into_sorted()
 }
 
-/// Adds popularity and boosts to the scores of rows `from..from + out.len()`, in the shader's operation
-/// order.
+/// Adds popularity, the new-item boost and category boosts to the scores of rows
+/// `from..from + out.len()`, in the shader's operation order.
 fn adjust(shard: &Shard, plan: &Plan, from: usize, out: &mut [f32]) {
     let rows = from..from + out.len();
     if plan.flags & flags::POP != 0 {
         if let Some(p) = &shard.popularity {
             for (s, &p) in out.iter_mut().zip(&p[rows.clone()]) {
                 *s += plan.pop_weight * p;
+            }
+        }
+    }
+    if plan.flags & flags::NEW != 0 {
+        if let Some(p) = &shard.popularity {
+            for (s, _) in out
+                .iter_mut()
+                .zip(&p[rows.clone()])
+                .filter(|(_, &p)| p == 0.0)
+            {
+                *s += plan.new_boost;
             }
         }
     }

@@ -64,6 +64,8 @@ export interface SearchOptions {
   inStockOnly?: boolean;
   /** Adds `popularityWeight * popularity` to each score. */
   popularityWeight?: number;
+  /** Adds this to the score of every item whose popularity is 0 (a new item). */
+  newItemBoost?: number;
   /** Adds a boost to every item of a category: `{ [categoryId]: boost }`. */
   boosts?: Record<number, number>;
   /** MMR trade-off in [0, 1]; 1 is relevance only. Omit to turn MMR off. */

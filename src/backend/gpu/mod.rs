@@ -171,6 +171,8 @@ struct Params {
     pop_weight: f32,
     price_min: f32,
     price_max: f32,
+    new_boost: f32,
+    _pad: [u32; 3],
 }
 
 struct Chunk {
@@ -528,6 +530,8 @@ impl GpuIndex {
                 pop_weight: plan.pop_weight,
                 price_min: plan.price[0],
                 price_max: plan.price[1],
+                new_boost: plan.new_boost,
+                _pad: [0; 3],
             };
             queue.write_buffer(&c.params, 0, bytemuck::bytes_of(&p));
         }
