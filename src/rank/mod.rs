@@ -59,8 +59,8 @@ pub struct SearchOptions {
     pub in_stock_only: bool,
     /// Added to each score: `popularity_weight * popularity[item]`.
     pub popularity_weight: f32,
-    /// Added to the score of every new item: one whose `popularity` is 0, which the shards of an exported
-    /// bundle give items with no interaction in the training events. New items' vectors come from their
+    /// Added to the score of every new item: one whose `popularity` is 0, which `shelfwise export` gives
+    /// items with no interaction in the events it is given. New items' vectors come from their
     /// text alone, and the model spreads its belief over them thinly, so they rarely reach the top `k`
     /// unaided; a boost trades some relevance for their exposure. 0 (the default) leaves scores as they
     /// are. EVALUATION.md measures both sides on MovieLens-100k.
