@@ -401,6 +401,20 @@ fn parse_search_options(v: &JsValue) -> Result<SearchOptions, Error> {
     if v.is_undefined() || v.is_null() {
         return Ok(SearchOptions::default());
     }
+    // A JSON value has no NaN or infinity: serde would turn `{ popularityWeight: NaN }` into null, which
+    // reads as absent below. Refuse non-finite numbers first (nested ones, in arrays, fail as null later).
+    if let Some(obj) = v.dyn_ref::<Object>() {
+        for entry in Object::entries(obj).iter() {
+            let pair = Array::from(&entry);
+            if let Some(x) = pair.get(1).as_f64().filter(|x| !x.is_finite()) {
+                let key = pair.get(0).as_string().unwrap_or_default();
+                return Err(Error::invalid(
+                    "options",
+                    format!("`{key}` must be a finite number, not {x}"),
+                ));
+            }
+        }
+    }
     // Through a JSON value: serde-wasm-bindgen reads only the fields a struct names, so going straight to
     // `SearchOptions` would let a misspelt option pass silently; serde_json enforces `deny_unknown_fields`.
     let mut value: serde_json::Value = serde_wasm_bindgen::from_value(v.clone())

@@ -48,6 +48,7 @@ export async function run(bundle, entry) {
     ["recommend: unknown category", () => rec.recommend({ categories: ["Opera"] }), "UNKNOWN_CATEGORY"],
     ["recommend: NaN price range", () => rec.recommend({ priceRange: [NaN, 3] }), "INVALID_ARGUMENT"],
     ["recommend: NaN newItemBoost", () => rec.recommend({ newItemBoost: NaN }), "INVALID_ARGUMENT"],
+    ["recommend: infinite popularityWeight", () => rec.recommend({ popularityWeight: Infinity }), "INVALID_ARGUMENT"],
     ["similar: unknown item", () => rec.similar("no-such-item"), "UNKNOWN_ITEM"],
     ["similar: not a string", () => rec.similar({}), "INVALID_ARGUMENT"],
     ["search: huge string", () => rec.search("y".repeat(100_000)), "QUERY_TOO_LONG"],
