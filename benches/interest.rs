@@ -21,7 +21,7 @@ use shelfwise::backend::cpu_nn::CpuNn;
 use shelfwise::backend::gpu::nn::GpuNn;
 use shelfwise::backend::gpu::GpuContext;
 use shelfwise::model::{Bert, ModelConfig};
-use shelfwise::recommend::{Recommender, SessionEvent};
+use shelfwise::pipeline::{Recommender, SessionEvent};
 use shelfwise::tokenize::Batch;
 use shelfwise::{DeviceChoice, SearchOptions};
 

@@ -25,11 +25,11 @@
 
 pub mod backend;
 pub mod catalog;
+pub mod device;
 pub mod error;
-pub mod index;
 pub mod model;
+pub mod pipeline;
 pub mod rank;
-pub mod recommend;
 pub mod shard;
 pub mod synth;
 pub mod testing;
@@ -39,7 +39,8 @@ pub mod tokenize;
 pub mod wasm;
 
 pub use catalog::{Catalog, Manifest, ShardEntry};
+pub use device::DeviceChoice;
 pub use error::{Error, Result};
-pub use index::{DeviceChoice, Index};
+pub use pipeline::{Embedder, Index, Recommender};
 pub use rank::{Backend, SearchOptions, SearchResult, Timings};
 pub use shard::{write_shard, Attributes, Dtype, Shard, ShardSpec};

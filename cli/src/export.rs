@@ -115,7 +115,7 @@ pub fn export(a: &ExportArgs) -> Result<Manifest> {
                 read(e, "model.safetensors")?,
                 read(e, "tokenizer.json")?,
             );
-            let enc = pollster::block_on(shelfwise::model::Embedder::load(
+            let enc = pollster::block_on(shelfwise::Embedder::load(
                 shelfwise::model::ModelFiles {
                     config: &c,
                     weights: &w,

@@ -778,7 +778,7 @@ fn recommend_cmd(
     device: &str,
     keep_seen: bool,
 ) -> Result<()> {
-    use shelfwise::recommend::{Reason, Recommender, SessionEvent};
+    use shelfwise::pipeline::{Reason, Recommender, SessionEvent};
     let session: Vec<SessionEvent> = events
         .iter()
         .map(|e| match e.split_once(':') {
@@ -901,7 +901,7 @@ fn embed_cmd(
         tokenizer: &tokenizer,
     };
     let device = shelfwise::DeviceChoice::parse(device)?;
-    let embedder = pollster::block_on(shelfwise::model::Embedder::load(files, device, max_len))?;
+    let embedder = pollster::block_on(shelfwise::Embedder::load(files, device, max_len))?;
     let vectors = pollster::block_on(embedder.embed(&texts))?;
     let dim = embedder.dim();
     let json = serde_json::json!({

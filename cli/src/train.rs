@@ -214,7 +214,7 @@ pub fn encode_texts(dir: &Path, items: &[Item], split: &Split) -> Result<TextInp
     })
 }
 
-pub fn load_encoder(dir: &Path) -> Result<shelfwise::model::Embedder> {
+pub fn load_encoder(dir: &Path) -> Result<shelfwise::Embedder> {
     let read = |f: &str| {
         std::fs::read(dir.join(f)).with_context(|| format!("reading {}", dir.join(f).display()))
     };
@@ -223,7 +223,7 @@ pub fn load_encoder(dir: &Path) -> Result<shelfwise::model::Embedder> {
         weights: &read("model.safetensors")?,
         tokenizer: &read("tokenizer.json")?,
     };
-    Ok(pollster::block_on(shelfwise::model::Embedder::load(
+    Ok(pollster::block_on(shelfwise::Embedder::load(
         files,
         shelfwise::DeviceChoice::Cpu,
         Some(32),
@@ -231,7 +231,7 @@ pub fn load_encoder(dir: &Path) -> Result<shelfwise::model::Embedder> {
 }
 
 /// Embeds `texts` in batches (an empty list gives no vectors).
-pub fn embed_all(enc: &shelfwise::model::Embedder, texts: &[String]) -> Result<Vec<f32>> {
+pub fn embed_all(enc: &shelfwise::Embedder, texts: &[String]) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(texts.len() * enc.dim());
     for chunk in texts.chunks(64) {
         out.extend(pollster::block_on(enc.embed(chunk))?);

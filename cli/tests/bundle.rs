@@ -7,8 +7,9 @@ mod common;
 use std::path::Path;
 
 use common::{shelfwise, text, tmp};
-use shelfwise::recommend::{Recommender, SessionEvent};
-use shelfwise::{DeviceChoice, SearchOptions};
+use shelfwise::pipeline::{Recommender, SessionEvent};
+use shelfwise::backend::gpu::GpuContext;
+use shelfwise::{Backend, DeviceChoice, SearchOptions};
 
 const GENRES: [&str; 4] = ["Comedy", "Horror", "Western", "Musical"];
 
@@ -63,6 +64,7 @@ async fn check_parity(
     tol: f32,
 ) -> usize {
     let manifest = std::fs::read(bundle.join("manifest.json")).unwrap();
+    let devices = GpuContext::devices_created();
     let rec = match Recommender::load(
         &manifest,
         |f| Ok(std::fs::read(bundle.join(f)).unwrap()),
@@ -79,6 +81,17 @@ async fn check_parity(
         }
         Err(e) => panic!("{e}"),
     };
+    if device == DeviceChoice::Gpu {
+        // The text encoder, the interest model and ranking all run on the GPU, on one device.
+        assert_eq!(rec.model_backend(), Backend::WebGpu);
+        assert_eq!(rec.rank_backend(), Backend::WebGpu);
+        assert!(rec.takes_searches());
+        assert_eq!(
+            GpuContext::devices_created() - devices,
+            1,
+            "one GPU device per loaded recommender"
+        );
+    }
     let mut exact = 0;
     let cases = parity["cases"].as_array().unwrap();
     assert!(!cases.is_empty());
@@ -131,7 +144,7 @@ async fn check_parity(
         }
         assert!(out
             .iter()
-            .all(|r| !matches!(r.reason, shelfwise::recommend::Reason::Popular)));
+            .all(|r| !matches!(r.reason, shelfwise::pipeline::Reason::Popular)));
     }
     exact
 }

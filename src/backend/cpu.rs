@@ -5,14 +5,33 @@
 //! vectorises.
 
 use crate::catalog::Catalog;
+use crate::error::Result;
 use crate::rank::topk::{rank_key, rank_score, score_key, TopK};
-use crate::rank::{flags, Plan};
+use crate::rank::{flags, Backend, Plan, RankBackend};
 use crate::shard::{Rows, Shard};
 
 /// Rows scored per block before the heap sees them.
 const BLOCK: usize = 1024;
 
 /// Returns the best `m` candidates of the whole catalogue as rank keys, best first.
+/// Ranking on the CPU: a SIMD scan of every shard ([`scan`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuRank;
+
+impl RankBackend for CpuRank {
+    fn backend(&self) -> Backend {
+        Backend::Cpu
+    }
+
+    fn max_candidates(&self) -> usize {
+        usize::MAX
+    }
+
+    async fn candidates(&self, catalog: &Catalog, plan: &Plan, m: usize) -> Result<Vec<u64>> {
+        Ok(scan(catalog, plan, m))
+    }
+}
+
 pub(crate) fn scan(catalog: &Catalog, plan: &Plan, m: usize) -> Vec<u64> {
     let mut top = TopK::new(m);
     let mut base = [0f32; BLOCK];

@@ -94,6 +94,17 @@ impl NnBackend for CpuNn {
         x
     }
 
+    fn tensor(&self, values: &[f32], cols: usize) -> Result<Array2<f32>> {
+        if cols == 0 || !values.len().is_multiple_of(cols) {
+            return Err(Error::invalid(
+                "values",
+                format!("{} values do not make rows of {cols}", values.len()),
+            ));
+        }
+        Array2::from_shape_vec((values.len() / cols, cols), values.to_vec())
+            .map_err(|e| Error::invalid("values", e.to_string()))
+    }
+
     fn linear(&self, x: &Array2<f32>, l: &CpuLinear) -> Array2<f32> {
         let n = x.nrows();
         let x = x.as_standard_layout();

@@ -3,7 +3,6 @@
 use super::config::ModelConfig;
 use super::weights::BertWeights;
 use super::NnBackend;
-use crate::backend::gemm::{self, PackedMatrix};
 use crate::error::{Error, Result};
 use crate::tokenize::Batch;
 
@@ -29,8 +28,8 @@ pub struct Bert<B: NnBackend> {
     embed_norm: B::Norm,
     layers: Vec<Layer<B>>,
     final_norm: Option<B::Norm>,
-    /// The dense layer after pooling, run on the host: it sees one row per text.
-    projection: Option<(PackedMatrix, Vec<f32>)>,
+    /// The dense layer after pooling, and its output width.
+    projection: Option<(B::Linear, usize)>,
 }
 
 impl<B: NnBackend> Bert<B> {
@@ -61,12 +60,7 @@ impl<B: NnBackend> Bert<B> {
             Some(b.upload_table(&weights.word, h)?)
         };
         let projection = match &weights.projection {
-            Some(p) => Some((
-                PackedMatrix::new(&p.w, p.out_dim, p.in_dim).ok_or_else(|| {
-                    Error::ModelInput("projection weights have the wrong size".into())
-                })?,
-                p.b.clone(),
-            )),
+            Some(p) => Some((b.upload_linear(p)?, p.out_dim)),
             None => None,
         };
         Ok(Bert {
@@ -195,7 +189,7 @@ impl<B: NnBackend> Bert<B> {
     /// Pools token states, then projects and normalises as the config says.
     async fn finish(&self, x: &B::Tensor, batch: &Batch) -> Result<Vec<f32>> {
         let o = &self.cfg.shelfwise;
-        let Some((w, bias)) = &self.projection else {
+        let Some((w, out_dim)) = &self.projection else {
             let pooled = self.backend.pool(
                 x,
                 &batch.attention_mask,
@@ -208,10 +202,9 @@ impl<B: NnBackend> Bert<B> {
         let pooled = self
             .backend
             .pool(x, &batch.attention_mask, batch.batch, o.pooling, false);
-        let pooled = self.backend.read(&pooled).await?;
-        let mut y = gemm::linear(&pooled, batch.batch, w, bias);
+        let mut y = self.backend.read(&self.backend.linear(&pooled, w)).await?;
         if o.normalize {
-            for row in y.chunks_mut(w.m()) {
+            for row in y.chunks_mut(*out_dim) {
                 let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
                 if n > 0.0 {
                     row.iter_mut().for_each(|v| *v /= n);

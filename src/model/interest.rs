@@ -14,8 +14,8 @@
 
 use safetensors::SafeTensors;
 
+use super::weights::LinearWeights;
 use super::{Bert, BertWeights, ModelConfig, NnBackend, Pooling};
-use crate::backend::gemm::{self, PackedMatrix};
 use crate::error::{Error, Result};
 use crate::tokenize::Batch;
 
@@ -44,7 +44,8 @@ pub const SEARCH: u32 = 6;
 /// What one event puts into the model.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepInput {
-    /// An item's vector, as its shard row holds it (`hidden` wide).
+    /// A vector in item space (`hidden` wide): an item's shard row, or a query already projected
+    /// ([`InterestModel::project_texts`]).
     Item(Vec<f32>),
     /// A query's text vector (`text_dim` wide), projected into item space by the model.
     Text(Vec<f32>),
@@ -61,9 +62,8 @@ pub struct Step {
 /// The interest model on backend `B`.
 pub struct InterestModel<B: NnBackend> {
     bert: Bert<B>,
-    /// `None` for an id-only model, which takes no search events.
-    query_projection: Option<PackedMatrix>,
-    zero_bias: Vec<f32>,
+    /// `[hidden, text_dim]` and `text_dim`; `None` for an id-only model, which takes no search events.
+    query_projection: Option<(B::Linear, usize)>,
 }
 
 /// Name of the query projection tensor in the interest model's safetensors file.
@@ -98,7 +98,6 @@ impl<B: NnBackend> InterestModel<B> {
         let st = SafeTensors::deserialize(weights).map_err(|e| bad(e.to_string()))?;
         let Ok(t) = st.tensor(QUERY_PROJECTION) else {
             return Ok(InterestModel {
-                zero_bias: vec![0.0; cfg.hidden_size],
                 bert: Bert::new(cfg, &w, backend)?,
                 query_projection: None,
             });
@@ -119,13 +118,18 @@ impl<B: NnBackend> InterestModel<B> {
         if p.iter().any(|v| !v.is_finite()) {
             return Err(bad("holds a non-finite value".into()));
         }
-        let query_projection = Some(
-            PackedMatrix::new(&p, h, text_dim).ok_or_else(|| bad("has the wrong size".into()))?,
-        );
+        if p.len() != h * text_dim {
+            return Err(bad("has the wrong size".into()));
+        }
+        let projection = backend.upload_linear(&LinearWeights {
+            w: p,
+            b: vec![0.0; h],
+            out_dim: h,
+            in_dim: text_dim,
+        })?;
         Ok(InterestModel {
             bert: Bert::new(cfg, &w, backend)?,
-            query_projection,
-            zero_bias: vec![0.0; h],
+            query_projection: Some((projection, text_dim)),
         })
     }
 
@@ -144,7 +148,7 @@ impl<B: NnBackend> InterestModel<B> {
 
     /// Width of the text vectors a search event takes (`None`: the model takes no search events).
     pub fn text_dim(&self) -> Option<usize> {
-        self.query_projection.as_ref().map(PackedMatrix::k)
+        self.query_projection.as_ref().map(|&(_, d)| d)
     }
 
     /// Events the model looks at: the most recent ones.
@@ -152,21 +156,27 @@ impl<B: NnBackend> InterestModel<B> {
         self.bert.config().max_position_embeddings
     }
 
-    /// A text vector mapped into item space (what a search event feeds the model).
-    pub fn project_text(&self, text: &[f32]) -> Result<Vec<f32>> {
-        let Some(p) = &self.query_projection else {
+    /// Text vectors (`[n, text_dim]`, row-major) mapped into item space (`[n, dim]`): what search events
+    /// feed the model. One product on the backend for all of them.
+    pub async fn project_texts(&self, texts: &[f32]) -> Result<Vec<f32>> {
+        let Some((p, text_dim)) = &self.query_projection else {
             return Err(Error::ModelInput(
                 "this interest model is id-only: it takes no search events".into(),
             ));
         };
-        if text.len() != p.k() {
+        if texts.is_empty() || !texts.len().is_multiple_of(*text_dim) {
             return Err(Error::ModelInput(format!(
-                "a text vector has {} values, the model takes {}",
-                text.len(),
-                p.k()
+                "text vectors hold {} values, not a whole number of {text_dim}-wide rows",
+                texts.len(),
             )));
         }
-        Ok(gemm::linear(text, 1, p, &self.zero_bias))
+        if let Some(i) = texts.iter().position(|v| !v.is_finite()) {
+            return Err(Error::ModelInput(format!(
+                "text vector value {i} is not finite"
+            )));
+        }
+        let b = self.backend();
+        b.read(&b.linear(&b.tensor(texts, *text_dim)?, p)).await
     }
 
     /// One interest vector (`dim` wide) per session, from its last [`Self::max_len`] steps. Every session
@@ -184,6 +194,28 @@ impl<B: NnBackend> InterestModel<B> {
         if len == 0 || sessions.iter().any(Vec::is_empty) {
             return Err(Error::ModelInput("a session has no events".into()));
         }
+        let recent = |s: &'_ [Step]| s.len().saturating_sub(max_len);
+        // Every search of every session goes through the query projection in one product.
+        let mut texts = Vec::new();
+        for step in sessions.iter().flat_map(|s| &s[recent(s)..]) {
+            if let StepInput::Text(t) = &step.input {
+                match self.text_dim() {
+                    Some(d) if t.len() != d => {
+                        return Err(Error::ModelInput(format!(
+                            "a text vector has {} values, the model takes {d}",
+                            t.len()
+                        )))
+                    }
+                    _ => texts.extend_from_slice(t),
+                }
+            }
+        }
+        let projected = if texts.is_empty() {
+            Vec::new()
+        } else {
+            self.project_texts(&texts).await?
+        };
+        let mut projected = projected.chunks_exact(h);
         let mut table = Vec::new();
         let mut batch = Batch {
             batch: sessions.len(),
@@ -193,7 +225,7 @@ impl<B: NnBackend> InterestModel<B> {
             type_ids: Vec::with_capacity(sessions.len() * len),
         };
         for s in sessions {
-            let recent = &s[s.len().saturating_sub(max_len)..];
+            let recent = &s[recent(s)..];
             for step in recent {
                 if step.kind as usize >= EVENT_TYPES.len() {
                     return Err(Error::ModelInput(format!(
@@ -213,7 +245,11 @@ impl<B: NnBackend> InterestModel<B> {
                             v.len()
                         )))
                     }
-                    StepInput::Text(t) => table.extend(self.project_text(t)?),
+                    StepInput::Text(_) => table.extend_from_slice(
+                        projected
+                            .next()
+                            .ok_or_else(|| Error::ModelInput("a search went unprojected".into()))?,
+                    ),
                 }
             }
             // Right padding: masked, and causal attention keeps it out of the real positions anyway.

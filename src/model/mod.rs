@@ -1,17 +1,18 @@
-//! The Transformer engine: BERT-family encoders described once ([`bert::Bert`]) and run on any
-//! [`NnBackend`]: the CPU ([`crate::backend::cpu_nn::CpuNn`]) or the GPU
-//! ([`crate::backend::gpu::nn::GpuNn`]), which implement every op twice and are tested against each other.
+//! The Transformer models: BERT-family encoders described once ([`bert::Bert`]), the text encoder
+//! ([`TextEncoder`]) and the interest model ([`InterestModel`]), written against [`NnBackend`] and never
+//! against a particular backend. The backends (`crate::backend`) implement every op twice, on the CPU and
+//! on the GPU, and are tested against each other.
 
 pub mod bert;
 pub mod config;
-pub mod embedder;
 pub mod interest;
+pub mod text;
 pub mod weights;
 
 pub use bert::Bert;
 pub use config::{EngineOptions, ModelConfig, Pooling};
-pub use embedder::{Embedder, LoadTimings, ModelFiles};
 pub use interest::{InterestModel, Step, StepInput, EVENT_TYPES};
+pub use text::{EncoderFiles, ModelFiles, TextEncoder};
 pub use weights::BertWeights;
 
 use crate::error::Result;
@@ -28,6 +29,8 @@ pub trait NnBackend {
     fn upload_norm(&self, n: &NormWeights, eps: f32) -> Result<Self::Norm>;
     /// A `[rows, cols]` lookup table.
     fn upload_table(&self, t: &[f32], cols: usize) -> Result<Self::Table>;
+    /// Host values as a `[values.len() / cols, cols]` tensor.
+    fn tensor(&self, values: &[f32], cols: usize) -> Result<Self::Tensor>;
 
     /// Longest sequence the backend's attention takes.
     fn max_len(&self) -> usize {

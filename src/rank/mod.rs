@@ -135,6 +135,26 @@ pub struct SearchResult {
     pub timings: Timings,
 }
 
+/// A backend that scores a whole catalogue for a [`Plan`]: stage 2 of a request. The CPU and the GPU each
+/// implement it once (`crate::backend::cpu::CpuRank`, `crate::backend::gpu::GpuIndex`); the pipeline's
+/// `Index` picks one per request.
+pub(crate) trait RankBackend {
+    /// Which backend this is, as results report it.
+    fn backend(&self) -> Backend;
+
+    /// Most candidates one request may ask for.
+    fn max_candidates(&self) -> usize;
+
+    /// The best `m` (`1..=max_candidates()`) rows of `catalog` that pass `plan`'s filters, as rank keys
+    /// ([`topk::rank_key`]), best first.
+    fn candidates(
+        &self,
+        catalog: &Catalog,
+        plan: &Plan,
+        m: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<u64>>>;
+}
+
 /// A validated request in the flat form the backends consume.
 #[derive(Clone, Debug)]
 pub(crate) struct Plan {

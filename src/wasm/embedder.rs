@@ -9,9 +9,10 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::{absolute_url, device_option, fetch_bytes, object, progress_option, State};
+use crate::device::DeviceChoice;
 use crate::error::Error;
-use crate::index::DeviceChoice;
-use crate::model::{self, ModelFiles};
+use crate::model::ModelFiles;
+use crate::pipeline;
 
 /// Texts to vectors with a Transformer model (all-MiniLM-L6-v2, or a shelfwise interest model).
 ///
@@ -19,7 +20,7 @@ use crate::model::{self, ModelFiles};
 /// methods reject with `NOT_LOADED`.
 #[wasm_bindgen]
 pub struct Embedder {
-    state: Rc<RefCell<State<model::Embedder>>>,
+    state: Rc<RefCell<State<pipeline::Embedder>>>,
 }
 
 impl Default for Embedder {
@@ -154,7 +155,7 @@ impl Embedder {
             weights: &weights,
             tokenizer: &tokenizer,
         };
-        let e = model::Embedder::load(files, opts.device, opts.max_len).await?;
+        let e = pipeline::Embedder::load(files, opts.device, opts.max_len).await?;
         let t = e.load_timings();
         opts.progress(&object(&[
             ("status", "ready".into()),
@@ -213,7 +214,7 @@ impl Embedder {
         *self.state.borrow_mut() = State::Disposed;
     }
 
-    fn ready(&self) -> Result<Rc<model::Embedder>, Error> {
+    fn ready(&self) -> Result<Rc<pipeline::Embedder>, Error> {
         self.state.borrow().ready()
     }
 }

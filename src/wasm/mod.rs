@@ -11,8 +11,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::catalog::{Catalog, Manifest};
+use crate::device::DeviceChoice;
 use crate::error::Error;
-use crate::index::{DeviceChoice, Index};
+use crate::pipeline::Index;
 use crate::rank::{SearchOptions, SearchResult};
 use crate::shard::Shard;
 

@@ -14,7 +14,7 @@ use wasm_bindgen_futures::future_to_promise;
 use super::{absolute_url, fetch_bytes, object, parse_search_options, LoadOpts, State};
 use crate::catalog::Manifest;
 use crate::error::Error;
-use crate::recommend::{self, Reason, SessionEvent};
+use crate::pipeline::{self as recommend, Reason, SessionEvent};
 
 /// Recommendations from a bundle: `await BundleRecommender.load(manifestUrl, options)`.
 #[wasm_bindgen]

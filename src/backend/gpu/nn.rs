@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use wgpu::util::DeviceExt;
 
-use super::GpuContext;
+use super::context::{GpuContext, Pipeline};
 use crate::backend::kernels::{Kernel, ATTENTION_MAX_LEN};
 use crate::error::{Error, Result};
 use crate::model::weights::{LinearWeights, NormWeights};
@@ -106,9 +106,9 @@ pub struct GpuTable {
 
 /// The GPU backend for [`crate::model::Bert`].
 pub struct GpuNn {
-    ctx: GpuContext,
-    /// One per [`Kernel::NN`] entry, in that order, with its bind group layout.
-    pipelines: Vec<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
+    ctx: Rc<GpuContext>,
+    /// One per [`Kernel::NN`] entry, in that order.
+    pipelines: Vec<Rc<Pipeline>>,
     pool: Rc<Pool>,
     /// Commands of the forward pass being recorded.
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
@@ -133,7 +133,6 @@ impl Drop for GpuNn {
         for b in self.transient.borrow_mut().drain(..) {
             b.destroy();
         }
-        self.ctx.device.destroy();
     }
 }
 
@@ -146,31 +145,9 @@ fn spread(groups: usize) -> (u32, u32) {
 
 impl GpuNn {
     /// Creates the Transformer pipelines on `ctx`'s device.
-    pub async fn new(ctx: GpuContext) -> Result<GpuNn> {
+    pub async fn new(ctx: Rc<GpuContext>) -> Result<GpuNn> {
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipelines = Kernel::NN
-            .iter()
-            .map(|&k| {
-                let module = ctx
-                    .device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(k.label()),
-                        source: wgpu::ShaderSource::Wgsl(k.source().into()),
-                    });
-                let pipeline =
-                    ctx.device
-                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(k.label()),
-                            layout: None,
-                            module: &module,
-                            entry_point: Some("main"),
-                            compilation_options: Default::default(),
-                            cache: None,
-                        });
-                let layout = pipeline.get_bind_group_layout(0);
-                (pipeline, layout)
-            })
-            .collect();
+        let pipelines = Kernel::NN.iter().map(|&k| ctx.pipeline(k, &[])).collect();
         if let Some(e) = scope.pop().await {
             return Err(Error::Gpu(format!(
                 "creating the Transformer pipelines: {e}"
@@ -185,25 +162,8 @@ impl GpuNn {
         })
     }
 
-    pub fn context(&self) -> &GpuContext {
+    pub fn context(&self) -> &Rc<GpuContext> {
         &self.ctx
-    }
-
-    /// Copies host values into a new tensor.
-    pub fn tensor(&self, values: &[f32], cols: usize) -> Result<GpuTensor> {
-        if cols == 0 || !values.len().is_multiple_of(cols) {
-            return Err(Error::invalid(
-                "values",
-                format!("{} values do not make rows of {cols}", values.len()),
-            ));
-        }
-        let t = self.alloc(values.len() / cols, cols)?;
-        if !values.is_empty() {
-            self.ctx
-                .queue
-                .write_buffer(t.buffer(), 0, bytemuck::cast_slice(values));
-        }
-        Ok(t)
     }
 
     fn bytes_for(&self, elements: usize) -> Result<u64> {
@@ -306,7 +266,7 @@ impl GpuNn {
             .iter()
             .position(|&k| k == kernel)
             .expect("a Transformer kernel");
-        let (pipeline, layout) = &self.pipelines[at];
+        let Pipeline { pipeline, layout } = &*self.pipelines[at];
         let uniform = self.transient(
             "params",
             bytemuck::cast_slice(params),
@@ -394,6 +354,23 @@ impl NnBackend for GpuNn {
             rows: t.len() / cols.max(1),
             cols,
         })
+    }
+
+    /// Copies host values into a new tensor.
+    fn tensor(&self, values: &[f32], cols: usize) -> Result<GpuTensor> {
+        if cols == 0 || !values.len().is_multiple_of(cols) {
+            return Err(Error::invalid(
+                "values",
+                format!("{} values do not make rows of {cols}", values.len()),
+            ));
+        }
+        let t = self.alloc(values.len() / cols, cols)?;
+        if !values.is_empty() {
+            self.ctx
+                .queue
+                .write_buffer(t.buffer(), 0, bytemuck::cast_slice(values));
+        }
+        Ok(t)
     }
 
     fn max_len(&self) -> usize {
@@ -545,48 +522,24 @@ impl NnBackend for GpuNn {
     }
 
     async fn read(&self, x: &GpuTensor) -> Result<Vec<f32>> {
-        let device = &self.ctx.device;
-        let bytes = (x.rows * x.cols * 4) as u64;
-        let mut encoder = self.encoder.take().unwrap_or_else(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("read"),
-            })
+        let encoder = self.encoder.take().unwrap_or_else(|| {
+            self.ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("read"),
+                })
         });
         let used = std::mem::take(&mut *self.transient.borrow_mut());
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read-back"),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        if bytes > 0 {
-            encoder.copy_buffer_to_buffer(x.buffer(), 0, &staging, 0, bytes);
-        }
-        self.ctx.queue.submit([encoder.finish()]);
-        let (tx, rx) = futures_channel::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx.poll();
-        let mapped = rx.await;
+        let n = x.rows * x.cols;
+        let values = self
+            .ctx
+            .read_back(encoder, x.buffer(), (n * 4) as u64, "a tensor", |b| {
+                bytemuck::cast_slice::<u8, f32>(b).to_vec()
+            })
+            .await;
         for b in used {
             b.destroy();
         }
-        let result = (|| {
-            self.ctx.check_fault()?;
-            match mapped {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(Error::Gpu(format!("reading a tensor back: {e}"))),
-                Err(_) => return Err(Error::Gpu("the device went away during read-back".into())),
-            }
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::Gpu(format!("reading a tensor back: {e}")))?;
-            let values: Vec<f32> = bytemuck::cast_slice(&view)[..x.rows * x.cols].to_vec();
-            drop(view);
-            Ok(values)
-        })();
-        staging.destroy();
-        result
+        values
     }
 }

@@ -1,38 +1,97 @@
 //! [`Recommender`]: a whole bundle (`shelfwise export`) loaded and run: the session's events become an
 //! interest vector (the interest model, with searches encoded by the text encoder), which ranks the item
 //! shards with the caller's filters, and every result gets a reason.
+//!
+//! One [`DeviceChoice`] is turned into a [`crate::device::Placement`] once, at load; at most one GPU
+//! context is opened, and the text encoder, the interest model and ranking share it.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Mutex;
+
+use web_time::Instant;
+
+use super::index::Index;
 use crate::backend::cpu_nn::CpuNn;
 use crate::backend::gpu::nn::GpuNn;
 use crate::backend::gpu::GpuContext;
+use crate::backend::{open_gpu, OnBackend};
 use crate::catalog::{Catalog, FileEntry, Manifest, RecommenderFiles};
+use crate::device::{DeviceChoice, Workload};
 use crate::error::{Error, Result};
-use crate::index::{DeviceChoice, Index};
 use crate::model::interest::{event_type, SEARCH};
-use crate::model::{Embedder, InterestModel, ModelFiles, Step, StepInput};
+use crate::model::{
+    EncoderFiles, InterestModel, ModelConfig, ModelFiles, NnBackend, Step, StepInput, TextEncoder,
+};
+use crate::on_backend;
 use crate::rank::{Backend, SearchOptions, SearchResult};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use web_time::Instant;
 
-/// Per-pass work (layers x positions x width^2) from which `DeviceChoice::Auto` runs the interest model on a
-/// hardware GPU. Measured natively on an H100 (`cargo bench --bench interest`), an interest-model pass on the
-/// GPU takes 1.2 to 1.4 ms up to 1.6M of work, while one CPU thread (what the wasm path has) takes 1.75 ms
-/// at 0.4M (the default model, 2 x 50 x 64^2), 4.1 ms at 1.6M and 9.0 ms at 6.6M. The wasm CPU path in
-/// Chromium takes 1.2 to 1.6 ms for the default model. So the GPU's lead starts near 1M; below it, a
-/// browser's extra cost per GPU round trip (not measured: no browser ran on that GPU) would eat the gain.
-/// BENCHMARKS.md has the figures.
-pub const AUTO_GPU_MODEL_WORK: usize = 1_000_000;
-
-/// A query's text vector (the encoder's output) and its projection into item space.
-type QueryVectors = (Vec<f32>, Vec<f32>);
+/// A query's text vector (the encoder's output) projected into item space: what a search feeds the
+/// interest model, and what ranks the shards for [`Recommender::search`].
+type QueryVector = Vec<f32>;
 
 /// Encoded search queries kept, so that a session's older searches are not encoded again on every call.
 const QUERY_CACHE: usize = 256;
 
-enum Interest {
-    Cpu(Box<InterestModel<CpuNn>>),
-    Gpu(Box<InterestModel<GpuNn>>),
+/// The bundle's Transformer models on one backend. What the pipeline does with them is written once, here,
+/// generic over the backend; [`Recommender`] enters it through [`on_backend!`].
+struct Models<B: NnBackend> {
+    interest: InterestModel<B>,
+    encoder: Option<TextEncoder<B>>,
+}
+
+impl<B: NnBackend> Models<B> {
+    /// `queries` encoded and projected into item space.
+    async fn encode_queries(&self, queries: &[&str]) -> Result<Vec<QueryVector>> {
+        let Some(enc) = &self.encoder else {
+            return Ok(Vec::new());
+        };
+        let text = enc.embed(queries).await?;
+        let projected = self.interest.project_texts(&text).await?;
+        Ok(projected
+            .chunks_exact(self.interest.dim())
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    /// Checks that the parts fit each other, then runs one pass of each so the first request pays no
+    /// kernel compilation.
+    async fn check_and_warm_up(&self, catalog_dim: usize) -> Result<()> {
+        let dim = self.interest.dim();
+        if dim != catalog_dim {
+            return Err(Error::Dimension {
+                context: "the interest model's width against the shards'".into(),
+                expected: catalog_dim,
+                found: dim,
+            });
+        }
+        if let (Some(e), Some(t)) = (&self.encoder, self.interest.text_dim()) {
+            if e.dim() != t {
+                return Err(Error::Dimension {
+                    context:
+                        "the text encoder's vectors against the interest model's query projection"
+                            .into(),
+                    expected: t,
+                    found: e.dim(),
+                });
+            }
+        }
+        if let Some(e) = &self.encoder {
+            e.embed(&["warm up"]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The models on the CPU or the GPU backend.
+type AnyModels = OnBackend<Models<CpuNn>, Models<GpuNn>>;
+
+/// Per-pass work of an interest model, layers x positions x width^2, which `auto` weighs (saturating: a
+/// hostile config cannot overflow it).
+fn model_work(cfg: &ModelConfig) -> usize {
+    cfg.num_hidden_layers
+        .saturating_mul(cfg.max_position_embeddings)
+        .saturating_mul(cfg.hidden_size.saturating_mul(cfg.hidden_size))
 }
 
 /// One event of a session, as the shopper made it.
@@ -97,11 +156,12 @@ pub struct Recommended {
 /// A bundle's models and items, ready to recommend.
 pub struct Recommender {
     index: Index,
-    interest: Interest,
-    encoder: Option<Embedder>,
+    models: AnyModels,
+    /// The one GPU context, when any stage runs on the GPU.
+    gpu: Option<Rc<GpuContext>>,
     files: RecommenderFiles,
     /// Projected query vectors by query text, at most [`QUERY_CACHE`].
-    queries: Mutex<HashMap<String, QueryVectors>>,
+    queries: Mutex<HashMap<String, QueryVector>>,
 }
 
 impl std::fmt::Debug for Recommender {
@@ -149,84 +209,62 @@ impl Recommender {
             Ok(bytes)
         };
         let (config, weights) = (get(&files.interest.config)?, get(&files.interest.weights)?);
-        let cfg = crate::model::ModelConfig::from_json(&config)?;
-        let work = cfg.num_hidden_layers * cfg.max_position_embeddings * cfg.hidden_size.pow(2);
-        let gpu = match device {
-            DeviceChoice::Cpu => None,
-            DeviceChoice::Gpu => Some(GpuContext::new().await?),
-            DeviceChoice::Auto if work < AUTO_GPU_MODEL_WORK => None,
-            DeviceChoice::Auto => GpuContext::new().await.ok().filter(|c| !c.is_software()),
-        };
-        let interest = match gpu {
-            Some(ctx) => Interest::Gpu(Box::new(InterestModel::load(
-                &config,
-                &files.interest.weights.file,
-                &weights,
-                GpuNn::new(ctx).await?,
-            )?)),
-            None => Interest::Cpu(Box::new(InterestModel::load(
-                &config,
-                &files.interest.weights.file,
-                &weights,
-                CpuNn,
-            )?)),
-        };
-        let dim = match &interest {
-            Interest::Cpu(i) => i.dim(),
-            Interest::Gpu(i) => i.dim(),
-        };
-        if dim != catalog.dim() {
-            return Err(Error::Dimension {
-                context: "the interest model's width against the shards'".into(),
-                expected: catalog.dim(),
-                found: dim,
-            });
-        }
-        let encoder = match &files.encoder {
+        let encoder_files = match &files.encoder {
             Some(e) => {
                 let tokenizer = e
                     .tokenizer
                     .as_ref()
                     .ok_or_else(|| Error::Manifest("the encoder has no tokenizer".into()))?;
-                let (c, w, t) = (get(&e.config)?, get(&e.weights)?, get(tokenizer)?);
-                let device = match &interest {
-                    Interest::Gpu(_) => DeviceChoice::Gpu,
-                    Interest::Cpu(_) => DeviceChoice::Cpu,
-                };
-                let enc = Embedder::load(
-                    ModelFiles {
-                        config: &c,
-                        weights: &w,
-                        tokenizer: &t,
-                    },
-                    device,
-                    None,
-                )
-                .await?;
-                Some(enc)
+                Some((get(&e.config)?, get(&e.weights)?, get(tokenizer)?))
             }
             None => None,
         };
-        let text_dim = match &interest {
-            Interest::Cpu(i) => i.text_dim(),
-            Interest::Gpu(i) => i.text_dim(),
+        let placement = device.placement(Workload {
+            items: catalog.len(),
+            model_work: model_work(&ModelConfig::from_json(&config)?),
+            text_encoder: false,
+        });
+        let gpu = open_gpu(device, placement).await?;
+        let encoder = match &encoder_files {
+            Some((c, w, t)) => Some(EncoderFiles::parse(
+                ModelFiles {
+                    config: c,
+                    weights: w,
+                    tokenizer: t,
+                },
+                None,
+            )?),
+            None => None,
         };
-        if let (Some(e), Some(t)) = (&encoder, text_dim) {
-            if e.dim() != t {
-                return Err(Error::Dimension {
-                    context:
-                        "the text encoder's vectors against the interest model's query projection"
-                            .into(),
-                    expected: t,
-                    found: e.dim(),
-                });
-            }
-        }
-        let index = Index::new(catalog, device).await?;
+        let interest_file = files.interest.weights.file.as_str();
+        let models = match gpu.as_ref().filter(|_| placement.models) {
+            Some(ctx) => OnBackend::Gpu(Models {
+                interest: InterestModel::load(
+                    &config,
+                    interest_file,
+                    &weights,
+                    GpuNn::new(ctx.clone()).await?,
+                )?,
+                encoder: match encoder {
+                    Some(e) => Some(e.upload(GpuNn::new(ctx.clone()).await?)?),
+                    None => None,
+                },
+            }),
+            None => OnBackend::Cpu(Models {
+                interest: InterestModel::load(&config, interest_file, &weights, CpuNn)?,
+                encoder: match encoder {
+                    Some(e) => Some(e.upload(CpuNn)?),
+                    None => None,
+                },
+            }),
+        };
+        on_backend!(&models, m => m.check_and_warm_up(catalog.dim()).await)?;
+        let rank_gpu = gpu.clone().filter(|_| placement.ranking);
+        let index = Index::on(catalog, rank_gpu, device.requires_gpu()).await?;
         Ok(Recommender {
             index,
-            interest,
-            encoder,
+            models,
+            gpu,
             files,
             queries: Mutex::new(HashMap::new()),
         })
@@ -245,12 +283,14 @@ impl Recommender {
         self.index.catalog().dim()
     }
 
-    /// Where the interest model runs.
+    /// Where the interest model and the text encoder run.
     pub fn model_backend(&self) -> Backend {
-        match self.interest {
-            Interest::Cpu(_) => Backend::Cpu,
-            Interest::Gpu(_) => Backend::WebGpu,
-        }
+        self.models.backend()
+    }
+
+    /// The GPU adapter's description, when any stage runs on the GPU.
+    pub fn adapter(&self) -> Option<String> {
+        self.gpu.as_ref().map(|g| g.adapter_name())
     }
 
     /// Where ranking runs.
@@ -258,18 +298,18 @@ impl Recommender {
         self.index.backend()
     }
 
-    /// Destroys the interest model's GPU device, as a driver reset or a lost GPU would: later calls fail
+    /// Destroys the recommender's GPU device, as a driver reset or a lost GPU would: later calls fail
     /// with `GPU_ERROR`. For tests of the fallback to the CPU; does nothing on the CPU path.
     #[doc(hidden)]
     pub fn simulate_device_loss(&self) {
-        if let Interest::Gpu(m) = &self.interest {
-            m.backend().context().destroy_device();
+        if let Some(ctx) = &self.gpu {
+            ctx.destroy_device();
         }
     }
 
     /// Whether search events count (the bundle has a text encoder).
     pub fn takes_searches(&self) -> bool {
-        self.encoder.is_some()
+        on_backend!(&self.models, m => m.encoder.is_some())
     }
 
     fn item_vector(&self, row: usize) -> Vec<f32> {
@@ -280,10 +320,10 @@ impl Recommender {
 
     /// Text and projected vectors of `queries`, encoding only those not cached. Returns the time spent
     /// encoding.
-    async fn query_vectors(&self, queries: &[&str]) -> Result<(Vec<QueryVectors>, f64)> {
-        let Some(enc) = &self.encoder else {
+    async fn query_vectors(&self, queries: &[&str]) -> Result<(Vec<QueryVector>, f64)> {
+        if !self.takes_searches() {
             return Ok((Vec::new(), 0.0));
-        };
+        }
         let missing: Vec<&str> = {
             let cache = self.queries.lock().unwrap_or_else(|e| e.into_inner());
             let mut m: Vec<&str> = queries
@@ -298,14 +338,8 @@ impl Recommender {
         let t0 = Instant::now();
         let mut fresh = Vec::new();
         if !missing.is_empty() {
-            let v = enc.embed(&missing).await?;
-            for (q, t) in missing.iter().zip(v.chunks_exact(enc.dim())) {
-                let projected = match &self.interest {
-                    Interest::Cpu(i) => i.project_text(t)?,
-                    Interest::Gpu(i) => i.project_text(t)?,
-                };
-                fresh.push((q.to_string(), (t.to_vec(), projected)));
-            }
+            let vectors = on_backend!(&self.models, m => m.encode_queries(&missing).await)?;
+            fresh.extend(missing.iter().map(|q| q.to_string()).zip(vectors));
         }
         let ms = elapsed_ms(t0);
         let mut cache = self.queries.lock().unwrap_or_else(|e| e.into_inner());
@@ -365,15 +399,16 @@ impl Recommender {
                     ));
                 }
                 SessionEvent::Search { query } => {
-                    if self.encoder.is_none() || query.trim().is_empty() {
+                    if !self.takes_searches() || query.trim().is_empty() {
                         continue;
                     }
-                    let (t, projected) = query_vectors.pop().ok_or_else(|| {
+                    let projected = query_vectors.pop().ok_or_else(|| {
                         Error::invalid("query", "fewer query vectors than searches")
                     })?;
+                    // Already in item space: the model does not project it again.
                     steps.push(Step {
                         kind: SEARCH,
-                        input: StepInput::Text(t),
+                        input: StepInput::Item(projected.clone()),
                     });
                     sources.push((
                         Reason::Query {
@@ -397,10 +432,8 @@ impl Recommender {
         if steps.is_empty() {
             return Ok(None);
         }
-        let v = match &self.interest {
-            Interest::Cpu(i) => i.interest(&[steps]).await?,
-            Interest::Gpu(i) => i.interest(&[steps]).await?,
-        };
+        let sessions = [steps];
+        let v = on_backend!(&self.models, m => m.interest.interest(&sessions).await)?;
         Ok(Some(v))
     }
 
@@ -521,7 +554,7 @@ impl Recommender {
     /// Items for a typed query alone: the encoded query, through the interest model's query projection,
     /// ranks the shards directly.
     pub async fn search(&self, query: &str, opts: &SearchOptions) -> Result<Vec<Recommended>> {
-        if self.encoder.is_none() {
+        if !self.takes_searches() {
             return Err(Error::invalid(
                 "query",
                 "this bundle has no text encoder, so it cannot search",
@@ -531,7 +564,7 @@ impl Recommender {
             return Err(Error::InvalidQuery("the query is empty".into()));
         }
         let (mut v, _) = self.query_vectors(&[query]).await?;
-        let (_, projected) = v
+        let projected = v
             .pop()
             .ok_or_else(|| Error::InvalidQuery("the query could not be encoded".into()))?;
         let r = self.index.search(&projected, opts).await?;

@@ -1,50 +1,21 @@
-//! [`Index`]: a loaded catalogue plus the backend that ranks it. This is the pipeline the JS `ItemIndex`
+//! [`Index`]: a loaded catalogue plus the ranking backend ([`RankBackend`]) that scores it, and the one
+//! place that widens the candidate set when the per-category cap consumes it. This is the pipeline the JS `ItemIndex`
 //! wraps, and what native code (the CLI, tests, benchmarks) uses directly.
 
 use std::cell::Cell;
 use std::future::Future;
+use std::rc::Rc;
 
 use web_time::Instant;
 
-use crate::backend::cpu;
+use crate::backend::cpu::CpuRank;
 use crate::backend::gpu::{GpuContext, GpuIndex};
-use crate::backend::kernels::GPU_MAX_K;
+use crate::backend::open_gpu;
 use crate::catalog::Catalog;
+use crate::device::{DeviceChoice, Workload};
 use crate::error::{Error, Result};
 use crate::rank::select::select;
-use crate::rank::{Backend, Plan, SearchOptions, SearchResult, Timings};
-
-/// Which backend to rank on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeviceChoice {
-    /// WebGPU when an adapter exists and the catalogue has at least [`AUTO_GPU_MIN_ITEMS`] items; otherwise
-    /// the CPU.
-    #[default]
-    Auto,
-    /// WebGPU, or [`Error::GpuUnavailable`].
-    Gpu,
-    /// The CPU.
-    Cpu,
-}
-
-impl DeviceChoice {
-    /// Parses `"auto"`, `"webgpu"` or `"cpu"`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(DeviceChoice::Auto),
-            "webgpu" | "gpu" => Ok(DeviceChoice::Gpu),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            other => Err(Error::invalid(
-                "device",
-                format!("`{other}` is not auto, webgpu or cpu"),
-            )),
-        }
-    }
-}
-
-/// Below this many items, `auto` stays on the CPU: a scan there takes well under a millisecond, less than
-/// one GPU submit-and-read-back round trip.
-pub const AUTO_GPU_MIN_ITEMS: usize = 1 << 20;
+use crate::rank::{Backend, Plan, RankBackend, SearchOptions, SearchResult, Timings};
 
 /// A searchable catalogue.
 #[derive(Debug)]
@@ -68,32 +39,32 @@ impl Index {
     /// An index on the chosen backend. With [`DeviceChoice::Auto`], a missing or failing GPU is not an
     /// error: the index runs on the CPU.
     pub async fn new(catalog: Catalog, device: DeviceChoice) -> Result<Index> {
-        let want_gpu = match device {
-            DeviceChoice::Cpu => false,
-            DeviceChoice::Gpu => true,
-            DeviceChoice::Auto => catalog.len() >= AUTO_GPU_MIN_ITEMS,
-        };
-        if !want_gpu {
+        let placement = device.placement(Workload {
+            items: catalog.len(),
+            ..Workload::default()
+        });
+        let gpu = open_gpu(device, placement).await?;
+        Index::on(catalog, gpu, device.requires_gpu()).await
+    }
+
+    /// An index on `gpu`'s device when given (shared with whatever else runs there), else on the CPU. A
+    /// catalogue the GPU cannot take falls back to the CPU unless the GPU is `required`.
+    pub async fn on(
+        catalog: Catalog,
+        gpu: Option<Rc<GpuContext>>,
+        required: bool,
+    ) -> Result<Index> {
+        let Some(ctx) = gpu else {
             return Ok(Index::cpu(catalog));
-        }
-        let gpu = match GpuContext::new().await {
-            Ok(ctx) => {
-                if device == DeviceChoice::Auto && ctx.is_software() {
-                    // A software adapter is slower than the SIMD CPU path.
-                    return Ok(Index::cpu(catalog));
-                }
-                GpuIndex::new(ctx, &catalog).await
-            }
-            Err(e) => Err(e),
         };
-        match (gpu, device) {
-            (Ok(gpu), _) => Ok(Index {
+        match GpuIndex::new(ctx, &catalog).await {
+            Ok(gpu) => Ok(Index {
                 catalog,
                 gpu: Some(gpu),
                 gpu_failed: Cell::new(false),
             }),
-            (Err(e), DeviceChoice::Gpu) => Err(e),
-            (Err(_), _) => Ok(Index::cpu(catalog)),
+            Err(e) if required => Err(e),
+            Err(_) => Ok(Index::cpu(catalog)),
         }
     }
 
@@ -194,22 +165,29 @@ impl Index {
         }
     }
 
+    /// The best `m` candidates, from the GPU when there is one that has not failed and serves `m`; from
+    /// the CPU otherwise. A GPU fault moves this request and every later one to the CPU.
     async fn candidates(
         &self,
         plan: &Plan,
         m: usize,
         allow_gpu: bool,
     ) -> Result<(Vec<u64>, Backend)> {
-        if let (Some(gpu), true) = (&self.gpu, allow_gpu) {
-            if !self.gpu_failed.get() && m <= GPU_MAX_K {
-                match gpu.candidates(plan, m).await {
-                    Ok(c) => return Ok((c, Backend::WebGpu)),
+        if let Some(gpu) = self
+            .gpu
+            .as_ref()
+            .filter(|_| allow_gpu && !self.gpu_failed.get())
+        {
+            if m <= gpu.max_candidates() {
+                match gpu.candidates(&self.catalog, plan, m).await {
+                    Ok(c) => return Ok((c, gpu.backend())),
                     Err(Error::Gpu(_)) => self.gpu_failed.set(true),
                     Err(e) => return Err(e),
                 }
             }
         }
-        Ok((cpu::scan(&self.catalog, plan, m), Backend::Cpu))
+        let c = CpuRank.candidates(&self.catalog, plan, m).await?;
+        Ok((c, CpuRank.backend()))
     }
 }
 

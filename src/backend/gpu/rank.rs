@@ -1,0 +1,422 @@
+//! Ranking on the GPU: [`GpuIndex`], a catalogue resident in GPU memory, scored by `score_topk.wgsl`.
+//!
+//! At load, the catalogue is uploaded once, in chunks no larger than the adapter's storage-binding limit
+//! (and never above 128 MiB), the pipeline is created and one warm-up dispatch runs. A request then writes
+//! its small tables (query, category bits and boosts, row mask), records one compute pass over all chunks
+//! plus one copy, submits once, and reads back only each tile's best `m` (key, row) pairs, which the CPU
+//! merges.
+
+use std::rc::Rc;
+
+use wgpu::util::DeviceExt;
+
+use super::context::{GpuContext, Pipeline};
+use crate::backend::kernels::{Kernel, GPU_MAX_K, TILE};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::rank::topk::rank_key;
+use crate::rank::{Backend, Plan, RankBackend};
+use crate::shard::{Dtype, NO_CATEGORY};
+
+/// Mirrors `Params` in `shaders/score_topk.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    chunk_start: u32,
+    chunk_rows: u32,
+    out_tile: u32,
+    k: u32,
+    row_words: u32,
+    flags: u32,
+    cat_allow_at: u32,
+    cat_boost_at: u32,
+    qscale: f32,
+    pop_weight: f32,
+    price_min: f32,
+    price_max: f32,
+    new_boost: f32,
+    _pad: [u32; 3],
+}
+
+struct Chunk {
+    start: u32,
+    rows: u32,
+    tiles: u32,
+    out_tile: u32,
+    params: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    // Held so the bound buffers live as long as the bind group.
+    _rows: wgpu::Buffer,
+    _attrs: wgpu::Buffer,
+}
+
+/// A catalogue resident on the GPU.
+pub struct GpuIndex {
+    ctx: Rc<GpuContext>,
+    pipeline: Rc<Pipeline>,
+    chunks: Vec<Chunk>,
+    mask: wgpu::Buffer,
+    req: wgpu::Buffer,
+    out: wgpu::Buffer,
+    total_tiles: u32,
+    row_words: u32,
+    /// Query values per row word: 1 (f32), 2 (f16) or 4 (int8).
+    lanes: u32,
+    cat_allow_at: u32,
+    cat_boost_at: u32,
+    cat_words: usize,
+}
+
+impl Drop for GpuIndex {
+    /// Frees GPU memory now rather than when the browser collects the JS objects (wgpu's WebGPU buffers do
+    /// nothing on drop). The index is dropped only after its last in-flight request, which holds it.
+    fn drop(&mut self) {
+        for c in &self.chunks {
+            c._rows.destroy();
+            c._attrs.destroy();
+            c.params.destroy();
+        }
+        for b in [&self.mask, &self.req, &self.out] {
+            b.destroy();
+        }
+    }
+}
+
+impl std::fmt::Debug for GpuIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuIndex")
+            .field("ctx", &self.ctx)
+            .field("chunks", &self.chunks.len())
+            .field("tiles", &self.total_tiles)
+            .finish()
+    }
+}
+
+impl GpuIndex {
+    /// Uploads `catalog`, creates the pipeline and runs one warm-up dispatch.
+    pub async fn new(ctx: Rc<GpuContext>, catalog: &Catalog) -> Result<GpuIndex> {
+        Self::with_chunk_limit(ctx, catalog, None).await
+    }
+
+    /// As [`GpuIndex::new`], with a smaller per-binding limit than the adapter's, so tests can force a
+    /// catalogue into many chunks.
+    pub async fn with_chunk_limit(
+        ctx: Rc<GpuContext>,
+        catalog: &Catalog,
+        max_binding: Option<u64>,
+    ) -> Result<GpuIndex> {
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let built = Self::build(ctx, catalog, max_binding);
+        // Scopes pop in reverse order of pushing.
+        let oom_err = oom.pop().await;
+        let val_err = scope.pop().await;
+        if let Some(e) = oom_err {
+            return Err(Error::Gpu(format!(
+                "out of memory while uploading the catalogue: {e}"
+            )));
+        }
+        if let Some(e) = val_err {
+            return Err(Error::Gpu(format!("uploading the catalogue: {e}")));
+        }
+        let index = built?;
+        // Warm-up: compile for real and touch every buffer, so the first request pays nothing extra.
+        let dim = catalog.dim();
+        let warm = Plan::new(catalog, &vec![0.0; dim], &Default::default())?;
+        index.candidates(catalog, &warm, 1).await?;
+        Ok(index)
+    }
+
+    fn build(ctx: Rc<GpuContext>, catalog: &Catalog, max_binding: Option<u64>) -> Result<GpuIndex> {
+        let device = &ctx.device;
+        let dim = catalog.dim() as u32;
+        let dtype = catalog.dtype();
+        let lanes = match dtype {
+            Dtype::F32 => 1,
+            Dtype::F16 => 2,
+            Dtype::I8 => 4,
+        };
+        let row_words = dim.div_ceil(lanes);
+        let row_bytes = row_words as u64 * 4;
+        let max = max_binding.map_or(ctx.max_binding, |m| m.min(ctx.max_binding));
+        let per_chunk = (max / row_bytes).min(max / 16).min(65_535 * TILE as u64) as usize;
+        if per_chunk == 0 {
+            return Err(Error::Gpu(format!(
+                "one row ({row_bytes} bytes) exceeds the binding limit of {max} bytes"
+            )));
+        }
+
+        let dtype_const = match dtype {
+            Dtype::F32 => 0.0,
+            Dtype::F16 => 1.0,
+            Dtype::I8 => 2.0,
+        };
+        let pipeline = ctx.pipeline(Kernel::ScoreTopk, &[("DTYPE", dtype_const)]);
+        let layout = &pipeline.layout;
+
+        let n = catalog.len();
+        let nc = catalog.num_categories() as usize;
+        let cat_words = nc.div_ceil(32).max(1);
+        let q_words = (row_words * lanes) as usize;
+        let cat_allow_at = q_words as u32;
+        let cat_boost_at = (q_words + cat_words) as u32;
+        let req_words = q_words + cat_words + nc.max(1);
+        let storage = |label: &str, size: u64, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: size.max(4).next_multiple_of(4),
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let dst = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+        let mask = storage("mask", n.div_ceil(32) as u64 * 4, dst);
+        let req = storage("req", req_words as u64 * 4, dst);
+
+        // Chunks never straddle shards.
+        let mut chunks = Vec::new();
+        let mut plan_chunks = Vec::new();
+        for (si, shard) in catalog.shards.iter().enumerate() {
+            let mut from = 0;
+            while from < shard.len {
+                let to = (from + per_chunk).min(shard.len);
+                plan_chunks.push((si, from, to));
+                from = to;
+            }
+        }
+        let total_tiles: u32 = plan_chunks
+            .iter()
+            .map(|&(_, from, to)| ((to - from) as u32).div_ceil(TILE))
+            .sum();
+        let out_bytes = total_tiles as u64 * GPU_MAX_K as u64 * 8;
+        if out_bytes > ctx.max_binding {
+            return Err(Error::Gpu(format!(
+                "{n} rows need {out_bytes} bytes of tile results, above the binding limit of {}",
+                ctx.max_binding
+            )));
+        }
+        let out = storage(
+            "out",
+            out_bytes,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
+
+        let mut out_tile = 0u32;
+        for &(si, from, to) in &plan_chunks {
+            let shard = &catalog.shards[si];
+            let rows = (to - from) as u32;
+            let tiles = rows.div_ceil(TILE);
+            let elem = dtype.size();
+            let d = dim as usize;
+            let src = &shard.rows.bytes()[from * d * elem..to * d * elem];
+            let padded: Vec<u8>;
+            let contents = if (d * elem).is_multiple_of(4) {
+                src
+            } else {
+                // Pad every row to whole words.
+                let rb = row_bytes as usize;
+                let mut p = vec![0u8; (to - from) * rb];
+                for (r, row) in src.chunks_exact(d * elem).enumerate() {
+                    p[r * rb..r * rb + d * elem].copy_from_slice(row);
+                }
+                padded = p;
+                &padded
+            };
+            let rows_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("rows"),
+                contents: if contents.is_empty() {
+                    &[0; 4]
+                } else {
+                    contents
+                },
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+            let attrs: Vec<[u32; 4]> = (from..to)
+                .map(|r| {
+                    let scale = shard.scales.as_ref().map_or(1.0, |s| s[r]);
+                    let mut cat = shard.category.as_ref().map_or(NO_CATEGORY, |c| c[r]);
+                    if shard.in_stock.as_ref().is_some_and(|s| s[r] == 0) {
+                        cat |= 0x8000_0000;
+                    }
+                    let price = shard.price.as_ref().map_or(0.0, |p| p[r]);
+                    let pop = shard.popularity.as_ref().map_or(0.0, |p| p[r]);
+                    [scale.to_bits(), cat, price.to_bits(), pop.to_bits()]
+                })
+                .collect();
+            let attrs_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("attrs"),
+                contents: if attrs.is_empty() {
+                    &[0; 16]
+                } else {
+                    bytemuck::cast_slice(&attrs)
+                },
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+            let params = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("params"),
+                size: std::mem::size_of::<Params>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(Kernel::ScoreTopk.label()),
+                layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: rows_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: attrs_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: mask.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: req.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: out.as_entire_binding(),
+                    },
+                ],
+            });
+            chunks.push(Chunk {
+                start: (catalog.starts[si] + from) as u32,
+                rows,
+                tiles,
+                out_tile,
+                params,
+                bind_group,
+                _rows: rows_buf,
+                _attrs: attrs_buf,
+            });
+            out_tile += tiles;
+        }
+        Ok(GpuIndex {
+            ctx,
+            pipeline,
+            chunks,
+            mask,
+            req,
+            out,
+            total_tiles,
+            row_words,
+            lanes,
+            cat_allow_at,
+            cat_boost_at,
+            cat_words,
+        })
+    }
+
+    /// Number of chunks the catalogue was split into.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    pub fn context(&self) -> &Rc<GpuContext> {
+        &self.ctx
+    }
+}
+
+impl RankBackend for GpuIndex {
+    fn backend(&self) -> Backend {
+        Backend::WebGpu
+    }
+
+    fn max_candidates(&self) -> usize {
+        GPU_MAX_K
+    }
+
+    /// The best `m` candidates (`m <= GPU_MAX_K`) as rank keys, best first. `catalog` is the one the index
+    /// was built from (its rows are already on the GPU).
+    async fn candidates(&self, _catalog: &Catalog, plan: &Plan, m: usize) -> Result<Vec<u64>> {
+        if m == 0 || m > GPU_MAX_K {
+            return Err(Error::invalid(
+                "k",
+                format!("the GPU path serves 1..={GPU_MAX_K} candidates"),
+            ));
+        }
+        self.ctx.check_fault()?;
+        let (device, queue) = (&self.ctx.device, &self.ctx.queue);
+
+        // Request tables. Writes are queue operations, ordered before this request's submit.
+        let q_words = (self.row_words * self.lanes) as usize;
+        let mut req: Vec<u32> = vec![0; q_words];
+        if plan.q8.is_empty() {
+            for (w, v) in req.iter_mut().zip(&plan.q) {
+                *w = v.to_bits();
+            }
+        } else {
+            for (w, &v) in req.iter_mut().zip(&plan.q8) {
+                *w = (v as i32) as u32;
+            }
+        }
+        let mut allow = plan.cat_allow.clone();
+        allow.resize(self.cat_words, 0);
+        req.extend_from_slice(&allow);
+        req.extend(plan.cat_boost.iter().map(|b| b.to_bits()));
+        queue.write_buffer(&self.req, 0, bytemuck::cast_slice(&req));
+        if !plan.mask.is_empty() {
+            queue.write_buffer(&self.mask, 0, bytemuck::cast_slice(&plan.mask));
+        }
+        for c in &self.chunks {
+            let p = Params {
+                chunk_start: c.start,
+                chunk_rows: c.rows,
+                out_tile: c.out_tile,
+                k: m as u32,
+                row_words: self.row_words,
+                flags: plan.flags,
+                cat_allow_at: self.cat_allow_at,
+                cat_boost_at: self.cat_boost_at,
+                qscale: plan.qscale,
+                pop_weight: plan.pop_weight,
+                price_min: plan.price[0],
+                price_max: plan.price[1],
+                new_boost: plan.new_boost,
+                _pad: [0; 3],
+            };
+            queue.write_buffer(&c.params, 0, bytemuck::bytes_of(&p));
+        }
+
+        let bytes = self.total_tiles as u64 * m as u64 * 8;
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("search"),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(Kernel::ScoreTopk.label()),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipeline.pipeline);
+            for c in &self.chunks {
+                if c.tiles > 0 {
+                    pass.set_bind_group(0, &c.bind_group, &[]);
+                    pass.dispatch_workgroups(c.tiles, 1, 1);
+                }
+            }
+        }
+        let mut keys = self
+            .ctx
+            .read_back(encoder, &self.out, bytes, "ranking results", |b| {
+                let pairs: &[[u32; 2]] = bytemuck::cast_slice(b);
+                pairs
+                    .iter()
+                    .filter(|p| p[0] != 0)
+                    .map(|p| rank_key(p[0], p[1]))
+                    .collect::<Vec<u64>>()
+            })
+            .await?;
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        keys.truncate(m);
+        Ok(keys)
+    }
+}
