@@ -30,9 +30,8 @@ pub mod index;
 pub mod model;
 pub mod rank;
 pub mod recommend;
+pub mod rng;
 pub mod shard;
-pub mod synth;
-pub mod testing;
 pub mod tokenize;
 
 #[cfg(target_arch = "wasm32")]

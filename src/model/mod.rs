@@ -5,6 +5,7 @@
 pub mod bert;
 pub mod config;
 pub mod embedder;
+mod init;
 pub mod interest;
 pub mod weights;
 
