@@ -167,7 +167,7 @@ fn benches(c: &mut Criterion) {
 
     for (n, shape) in SHAPES.iter().enumerate() {
         let cfg = shape_config(shape);
-        let weights = shelfwise::testing::random_bert_weights(&cfg, 7);
+        let weights = shelfwise::model::BertWeights::random(&cfg, 7);
         let (width, events) = (shape.1, shape.3);
         let batch = Batch {
             batch: 1,
@@ -176,7 +176,7 @@ fn benches(c: &mut Criterion) {
             attention_mask: vec![1; events],
             type_ids: (0..events as u32).map(|i| i % 7).collect(),
         };
-        let mut rng = shelfwise::synth::Rng::new(3);
+        let mut rng = shelfwise::rng::Rng::new(3);
         let inputs: Vec<f32> = (0..events * width).map(|_| rng.normal()).collect();
         let mut g = c.benchmark_group(shape_name(shape));
         g.sample_size(if shape.1 >= 512 { 10 } else { 30 });
@@ -188,7 +188,7 @@ fn benches(c: &mut Criterion) {
             let model = Bert::new(cfg.clone(), &weights, nn).unwrap();
             let want = pollster::block_on(cpu.embed_vectors(&batch, &inputs)).unwrap();
             let got = pollster::block_on(model.embed_vectors(&batch, &inputs)).unwrap();
-            let diff = shelfwise::testing::max_rel_diff(&got, &want);
+            let diff = shelfwise_testkit::max_rel_diff(&got, &want);
             assert!(
                 diff < 1e-3,
                 "{}: GPU and CPU differ by {diff}",
@@ -209,7 +209,7 @@ criterion_group!(interest, benches);
 fn median_ms(group: &str, bench: &str) -> Option<f64> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
-    shelfwise::testing::criterion_median_ns(&target, group, bench).map(|ns| ns / 1e6)
+    shelfwise_testkit::criterion_median_ns(&target, group, bench).map(|ns| ns / 1e6)
 }
 
 fn cell(v: Option<f64>) -> String {

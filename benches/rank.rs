@@ -10,8 +10,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion};
-use shelfwise::synth::{self, SynthSpec};
 use shelfwise::{Catalog, DeviceChoice, Dtype, Index, SearchOptions, Shard};
+use shelfwise_testkit::synth::{self, SynthSpec};
 
 const SIZES: &[(&str, usize)] = &[("100k", 100_000), ("1M", 1 << 20)];
 const DIM: usize = 64;
@@ -141,7 +141,7 @@ criterion_group!(rank, benches);
 fn median_ns(group: &str, bench: &str) -> Option<f64> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into());
-    shelfwise::testing::criterion_median_ns(&target, group, bench)
+    shelfwise_testkit::criterion_median_ns(&target, group, bench)
 }
 
 fn main() {

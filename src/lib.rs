@@ -30,9 +30,8 @@ pub mod error;
 pub mod model;
 pub mod pipeline;
 pub mod rank;
+pub mod rng;
 pub mod shard;
-pub mod synth;
-pub mod testing;
 pub mod tokenize;
 
 #[cfg(target_arch = "wasm32")]

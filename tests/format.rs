@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype as St;
 use shelfwise::catalog::sha256_hex;
-use shelfwise::synth::{self, Rng, SynthSpec};
+use shelfwise::rng::Rng;
 use shelfwise::{Catalog, Dtype, Error, Index, Manifest, SearchOptions, Shard, ShardEntry};
+use shelfwise_testkit::synth::{self, SynthSpec};
 
 fn good_shard() -> Vec<u8> {
     let cat = synth::generate(&SynthSpec::new(50, 8));

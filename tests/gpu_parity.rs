@@ -5,8 +5,8 @@
 
 use shelfwise::backend::cpu::dot_i8;
 use shelfwise::shard::quantize_i8;
-use shelfwise::testing::{check_equivalent, parity_cases};
 use shelfwise::{Backend, DeviceChoice, Dtype, Index};
+use shelfwise_testkit::{check_equivalent, parity_cases};
 
 fn gpu_required() -> bool {
     std::env::var("SHELFWISE_REQUIRE_GPU").is_ok_and(|v| v == "1")

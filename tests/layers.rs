@@ -8,18 +8,19 @@ use std::path::{Path, PathBuf};
 /// Top-level modules (a file `src/x.rs` or a folder `src/x/`) and the crate modules each may name.
 const LAYERS: &[(&str, &[&str])] = &[
     ("error", &[]),
+    ("rng", &[]),
     ("device", &["error"]),
     ("events", &["error"]),
     ("profile", &["error"]),
     ("tokenize", &["error"]),
     ("shard", &["error"]),
     ("catalog", &["error", "events", "shard"]),
-    ("model", &["error", "events", "tokenize"]),
+    ("model", &["error", "events", "rng", "tokenize"]),
     ("rank", &["error", "catalog", "shard"]),
     (
         "backend",
         &[
-            "error", "device", "events", "catalog", "shard", "model", "rank", "backend",
+            "error", "device", "events", "rng", "catalog", "shard", "model", "rank", "backend",
         ],
     ),
     (

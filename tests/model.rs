@@ -7,7 +7,7 @@ use safetensors::tensor::TensorView;
 use safetensors::Dtype as St;
 use shelfwise::backend::cpu_nn::CpuNn;
 use shelfwise::model::{Bert, BertWeights, ModelConfig};
-use shelfwise::synth::Rng;
+use shelfwise::rng::Rng;
 use shelfwise::tokenize::Batch;
 
 const H: usize = 8;
@@ -357,7 +357,7 @@ fn pre_ln_runs_and_differs_from_post_ln() {
 fn weights_round_trip_through_safetensors() {
     for extra in ["", r#", "shelfwise": {"pre_ln": true}"#] {
         let cfg = ModelConfig::from_json(config(2, extra).as_bytes()).unwrap();
-        let w = shelfwise::testing::random_bert_weights(&cfg, 5);
+        let w = BertWeights::random(&cfg, 5);
         let back = BertWeights::from_safetensors("w", &w.to_safetensors(), &cfg).unwrap();
         assert_eq!(back.word, w.word);
         assert_eq!(back.layers[1].output.w, w.layers[1].output.w);

@@ -10,10 +10,10 @@ use shelfwise::backend::cpu_nn::CpuNn;
 use shelfwise::backend::gpu::nn::{GpuNn, GpuTensor};
 use shelfwise::backend::gpu::GpuContext;
 use shelfwise::model::weights::{LinearWeights, NormWeights};
-use shelfwise::model::{Bert, ModelConfig, NnBackend, Pooling};
-use shelfwise::synth::Rng;
-use shelfwise::testing::{max_rel_diff, random_bert_weights};
+use shelfwise::model::{Bert, BertWeights, ModelConfig, NnBackend, Pooling};
+use shelfwise::rng::Rng;
 use shelfwise::tokenize::Batch;
+use shelfwise_testkit::max_rel_diff;
 
 const TOL: f32 = 2e-5;
 
@@ -268,7 +268,7 @@ fn whole_models_match() {
         r#", "shelfwise": {"pre_ln": true, "causal": true, "pooling": "last"}"#,
     ] {
         let cfg = config(extra);
-        let w = random_bert_weights(&cfg, 8);
+        let w = BertWeights::random(&cfg, 8);
         let cpu = Bert::new(cfg.clone(), &w, CpuNn).unwrap();
         let backend = match g.take() {
             Some(b) => b,

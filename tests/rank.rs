@@ -2,10 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use shelfwise::synth::{self, SynthSpec};
 use shelfwise::{
     Attributes, Catalog, Dtype, Error, Index, SearchOptions, SearchResult, Shard, ShardSpec,
 };
+use shelfwise_testkit::synth::{self, SynthSpec};
 
 fn synth_index(items: usize, dim: usize, dtype: Dtype) -> (Index, Vec<f32>) {
     let cat = synth::generate(&SynthSpec::new(items, dim));

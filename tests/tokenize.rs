@@ -33,7 +33,7 @@ fn ids_and_masks_match_python_tokenizers() {
         "/tests/fixtures/minilm_tokens.json"
     ))
     .unwrap();
-    let n = shelfwise::testing::check_tokenizer_golden(&bytes, &golden)
+    let n = shelfwise_testkit::check_tokenizer_golden(&bytes, &golden)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(n >= 200, "{n} strings");
 }

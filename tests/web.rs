@@ -5,9 +5,9 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Float32Array, Object, Promise, Reflect, Uint8Array};
-use shelfwise::testing::{check_equivalent, parity_cases};
 use shelfwise::wasm::ItemIndex;
-use shelfwise::{synth, Backend, DeviceChoice, Dtype, Index, SearchOptions};
+use shelfwise::{Backend, DeviceChoice, Dtype, Index, SearchOptions};
+use shelfwise_testkit::{check_equivalent, parity_cases, synth};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -420,7 +420,7 @@ fn tokenizer_matches_python_in_the_browser() {
         env!("CARGO_MANIFEST_DIR"),
         "/cache/models/all-MiniLM-L6-v2/tokenizer.json"
     ));
-    let n = shelfwise::testing::check_tokenizer_golden(tokenizer, golden)
+    let n = shelfwise_testkit::check_tokenizer_golden(tokenizer, golden)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(n >= 200);
     let err = shelfwise::tokenize::Tokenizer::from_bytes(b"{not json", 128).unwrap_err();
@@ -574,7 +574,7 @@ async fn embedder_bad_input_gives_typed_errors() {
         shelfwise::wasm::Embedder::load(s, opts(&[("device", expected_backend().into())]))
     };
     let cfg = shelfwise::model::ModelConfig::from_json(config).unwrap();
-    let w = shelfwise::testing::random_bert_weights(&cfg, 3);
+    let w = shelfwise::model::BertWeights::random(&cfg, 3);
     let weights = w.to_safetensors();
     // A good tiny model loads and embeds; then each file is broken in turn.
     let good = load(source(config, &weights, tokenizer)).await.unwrap();

@@ -122,7 +122,7 @@ criterion_group!(minilm, benches);
 fn median_ms(group: &str, bench: &str) -> Option<f64> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
-    Some(shelfwise::testing::criterion_median_ns(&target, group, bench)? / 1e6)
+    Some(shelfwise_testkit::criterion_median_ns(&target, group, bench)? / 1e6)
 }
 
 fn main() {

@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use shelfwise::model::{BertWeights, ModelConfig};
-use shelfwise::synth::Rng;
+use shelfwise::rng::Rng;
 use shelfwise::tokenize::Tokenizer;
 
 use crate::data::Item;
@@ -414,7 +414,7 @@ pub fn distill(
 
     // Student initialisation.
     let cfg = ModelConfig::from_json(config_json(c, keep.len(), th).to_string().as_bytes())?;
-    let mut w = shelfwise::testing::random_bert_weights(&cfg, c.seed);
+    let mut w = BertWeights::random(&cfg, c.seed);
     let rows: Vec<f32> = keep
         .iter()
         .flat_map(|&id| {

@@ -144,7 +144,7 @@ impl Split {
     /// The cold-start split: withholds a seeded `fraction` of the catalogue from training entirely (their
     /// events leave the training sequences). Evaluation inputs keep them, as a store would see them.
     pub fn withhold(&mut self, fraction: f64, seed: u64) {
-        let mut rng = shelfwise::synth::Rng::new(seed);
+        let mut rng = shelfwise::rng::Rng::new(seed);
         let mut rows: Vec<usize> = (0..self.items).collect();
         for i in (1..rows.len()).rev() {
             rows.swap(i, rng.below(i as u64 + 1) as usize);
@@ -293,7 +293,7 @@ pub fn evaluate(scorer: &dyn Scorer, split: &Split, cases: &[Case], protocol: Pr
     let n = split.items;
     let mut scores = vec![0.0f32; n];
     let mut masked = vec![false; n];
-    let mut rng = shelfwise::synth::Rng::new(2024);
+    let mut rng = shelfwise::rng::Rng::new(2024);
     let mut m = Metrics {
         hr_curve: vec![0.0; 50],
         ..Default::default()

@@ -23,8 +23,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use shelfwise::catalog::{sha256_hex, MANIFEST_FORMAT};
-use shelfwise::synth::{self, SynthSpec};
 use shelfwise::{Attributes, Dtype, Manifest, ShardEntry, ShardSpec};
+use shelfwise_testkit::synth::{self, SynthSpec};
 
 #[derive(Parser)]
 #[command(

@@ -34,7 +34,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use shelfwise::model::interest::{EVENT_TYPES, QUERY_PROJECTION, SEARCH};
 use shelfwise::model::{BertWeights, ModelConfig};
-use shelfwise::synth::Rng;
+use shelfwise::rng::Rng;
 
 use crate::data::Item;
 use crate::eval::{self, Case, Scorer, SeqEvent, Split};
@@ -269,7 +269,7 @@ impl Model {
     pub fn init(c: &TrainConfig, split: &Split, text: Option<&TextInputs>) -> Result<Model> {
         let cfg = engine_config(c)?;
         let d = cfg.hidden_size;
-        let mut w = shelfwise::testing::random_bert_weights(&cfg, c.seed);
+        let mut w = BertWeights::random(&cfg, c.seed);
         let s = 1.0 / (d as f32).sqrt();
         w.position.iter_mut().for_each(|v| *v *= s);
         w.token_type.iter_mut().for_each(|v| *v = 0.0);

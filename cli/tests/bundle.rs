@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::{shelfwise, text, tmp};
-use shelfwise::pipeline::{Recommender, SessionEvent};
 use shelfwise::backend::gpu::GpuContext;
+use shelfwise::pipeline::{Recommender, SessionEvent};
 use shelfwise::{Backend, DeviceChoice, SearchOptions};
 
 const GENRES: [&str; 4] = ["Comedy", "Horror", "Western", "Musical"];

@@ -524,7 +524,7 @@ mod tests {
 
     #[test]
     fn int8_scores_match_the_scalar_formula_bit_for_bit() {
-        let mut rng = crate::synth::Rng::new(3);
+        let mut rng = crate::rng::Rng::new(3);
         for d in [16, 32, 48, 64, 128, 7, 100] {
             let n = 37;
             let rows: Vec<i8> = (0..n * d).map(|_| rng.next_u64() as i8).collect();

@@ -294,7 +294,7 @@ mod wasm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn matches_a_plain_product_at_awkward_sizes() {

@@ -5,6 +5,7 @@
 
 pub mod bert;
 pub mod config;
+mod init;
 pub mod interest;
 pub mod text;
 pub mod weights;

@@ -1,11 +1,25 @@
-//! Test support shared by the native tests, the browser tests and the benchmarks: named adversarial
-//! catalogues and the GPU-against-CPU parity check. Not part of the stable API.
-#![doc(hidden)]
+//! # shelfwise-testkit
+//!
+//! Test support for shelfwise, kept out of the product crate so that none of it ships in the wasm module.
+//! The native tests, the browser tests (`tests/web.rs`, built for wasm32) and the benchmarks use it as a
+//! dev-dependency; the CLI uses [`synth`] for its `synth` subcommand.
+//!
+//! - [`synth`]: seeded synthetic catalogues (and their shards) for scale tests, benchmarks and demos.
+//! - [`parity_cases`] and [`check_equivalent`]: named adversarial catalogues and the GPU-against-CPU
+//!   ranking parity check.
+//! - [`check_tokenizer_golden`], [`max_rel_diff`]: comparisons against golden files and reference outputs.
+//! - [`criterion_median_ns`]: criterion's recorded medians, for the benchmarks' closing tables.
+//!
+//! The seeded generator is the product's [`shelfwise::rng::Rng`], and random model weights are
+//! [`shelfwise::model::BertWeights::random`].
 
-use crate::rank::SearchResult;
-use crate::shard::{Attributes, Dtype};
-use crate::synth::{self, Rng, SynthSpec};
-use crate::{Catalog, SearchOptions, Shard};
+pub mod synth;
+
+use shelfwise::rank::SearchResult;
+use shelfwise::rng::Rng;
+use shelfwise::shard::{Attributes, Dtype};
+use shelfwise::{Catalog, SearchOptions, Shard};
+use synth::SynthSpec;
 
 /// A named parity case: a catalogue, a query and options.
 pub struct Case {
@@ -87,7 +101,7 @@ fn ties_case(dtype: Dtype) -> Case {
     let vectors: Vec<f32> = (0..n)
         .flat_map(|_| (0..d).map(|j| (j as f32 * 0.37).sin()))
         .collect();
-    let bytes = crate::write_shard(&crate::ShardSpec {
+    let bytes = shelfwise::write_shard(&shelfwise::ShardSpec {
         ids: &ids,
         vectors: &vectors,
         dim: d,
@@ -110,7 +124,7 @@ fn ties_case(dtype: Dtype) -> Case {
 }
 
 /// Int8 rows over the full range, -128 included (other writers may produce it), written without
-/// [`crate::write_shard`].
+/// [`shelfwise::write_shard`].
 fn full_range_int8_case() -> Case {
     use safetensors::tensor::TensorView;
     use safetensors::Dtype as St;
@@ -393,7 +407,7 @@ pub fn check_tokenizer_golden(tokenizer_json: &[u8], golden_json: &[u8]) -> Resu
         type_ids: Vec<Vec<u32>>,
     }
     let g: Golden = serde_json::from_slice(golden_json).map_err(|e| e.to_string())?;
-    let tok = crate::tokenize::Tokenizer::from_bytes(tokenizer_json, g.max_len)
+    let tok = shelfwise::tokenize::Tokenizer::from_bytes(tokenizer_json, g.max_len)
         .map_err(|e| e.to_string())?;
     let b = tok.encode_batch(&g.strings).map_err(|e| e.to_string())?;
     let wrong: Vec<String> = g
@@ -417,81 +431,6 @@ pub fn check_tokenizer_golden(tokenizer_json: &[u8], golden_json: &[u8]) -> Resu
             g.strings.len(),
             wrong.join(", ")
         ))
-    }
-}
-
-/// Random weights with the shapes `cfg` implies (seeded): normal(0, 0.3) matrices and biases, LayerNorm
-/// gains near 1. For engine tests and for timing a model shape without its trained weights.
-pub fn random_bert_weights(
-    cfg: &crate::model::ModelConfig,
-    seed: u64,
-) -> crate::model::BertWeights {
-    use crate::model::weights::{LayerWeights, LinearWeights, NormWeights};
-    let mut rng = crate::synth::Rng::new(seed);
-    let mut vals =
-        |n: usize, scale: f32| -> Vec<f32> { (0..n).map(|_| scale * rng.normal()).collect() };
-    let mut linear = |out_dim: usize, in_dim: usize| LinearWeights {
-        w: vals(out_dim * in_dim, 1.0 / (in_dim as f32).sqrt()),
-        b: vals(out_dim, 0.1),
-        out_dim,
-        in_dim,
-    };
-    let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-    let mut layers = Vec::new();
-    let mut norms = Vec::new();
-    for _ in 0..cfg.num_hidden_layers {
-        layers.push((
-            linear(h, h),
-            linear(h, h),
-            linear(h, h),
-            linear(h, h),
-            linear(i, h),
-            linear(h, i),
-        ));
-    }
-    let mut rng = crate::synth::Rng::new(seed ^ 0x5eed);
-    let mut norm = || NormWeights {
-        gamma: (0..h).map(|_| 1.0 + 0.1 * rng.normal()).collect(),
-        beta: (0..h).map(|_| 0.1 * rng.normal()).collect(),
-    };
-    for _ in 0..cfg.num_hidden_layers {
-        norms.push((norm(), norm()));
-    }
-    let embed_norm = norm();
-    let final_norm = cfg.shelfwise.pre_ln.then(&mut norm);
-    let projection = cfg.shelfwise.output_dim.map(|o| linear(o, h));
-    let mut rng = crate::synth::Rng::new(seed ^ 0xe3be);
-    let mut table = |rows: usize| -> Vec<f32> { (0..rows * h).map(|_| rng.normal()).collect() };
-    let word = if cfg.shelfwise.external_inputs {
-        Vec::new()
-    } else {
-        table(cfg.vocab_size)
-    };
-    crate::model::BertWeights {
-        word,
-        position: table(cfg.max_position_embeddings),
-        token_type: table(cfg.type_vocab_size),
-        embed_norm,
-        layers: layers
-            .into_iter()
-            .zip(norms)
-            .map(
-                |((query, key, value, attn_out, intermediate, output), (attn_norm, ffn_norm))| {
-                    LayerWeights {
-                        query,
-                        key,
-                        value,
-                        attn_out,
-                        attn_norm,
-                        intermediate,
-                        output,
-                        ffn_norm,
-                    }
-                },
-            )
-            .collect(),
-        final_norm,
-        projection,
     }
 }
 
