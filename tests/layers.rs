@@ -97,7 +97,9 @@ fn names(code: &str, word: &str) -> bool {
     code.match_indices(word).any(|(i, _)| {
         let before = code[..i].chars().next_back();
         let after = code[i + word.len()..].chars().next();
-        !before.is_some_and(ident) && !(after.is_some_and(ident) && !word.ends_with("::"))
+        let starts_clean = !before.is_some_and(ident);
+        let ends_clean = word.ends_with("::") || !after.is_some_and(ident);
+        starts_clean && ends_clean
     })
 }
 

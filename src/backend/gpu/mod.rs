@@ -5,6 +5,7 @@
 
 mod context;
 pub mod nn;
+mod params;
 mod rank;
 
 pub use context::{GpuContext, Pipeline, MAX_BINDING_BYTES};

@@ -16,6 +16,10 @@ use std::rc::Rc;
 use wgpu::util::DeviceExt;
 
 use super::context::{GpuContext, Pipeline};
+use super::params::{
+    AttentionParams, ElementwiseParams, EmbedParams, KernelParams, LayerNormParams, LinearParams,
+    PoolParams,
+};
 use crate::backend::kernels::{Kernel, ATTENTION_MAX_LEN};
 use crate::error::{Error, Result};
 use crate::model::weights::{LinearWeights, NormWeights};
@@ -254,13 +258,17 @@ impl GpuNn {
     }
 
     /// Records one dispatch of `kernel` with uniform `params` (binding 0) and `buffers` (bindings 1..).
-    fn dispatch(
+    fn dispatch<P: KernelParams>(
         &self,
         kernel: Kernel,
-        params: &[u32],
+        params: &P,
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32, u32),
     ) {
+        debug_assert!(
+            P::KERNELS.contains(&kernel),
+            "{kernel:?} takes other params"
+        );
         let device = &self.ctx.device;
         let at = Kernel::NN
             .iter()
@@ -269,7 +277,7 @@ impl GpuNn {
         let Pipeline { pipeline, layout } = &*self.pipelines[at];
         let uniform = self.transient(
             "params",
-            bytemuck::cast_slice(params),
+            bytemuck::bytes_of(params),
             wgpu::BufferUsages::UNIFORM,
         );
         let mut entries = vec![wgpu::BindGroupEntry {
@@ -312,7 +320,11 @@ impl GpuNn {
         let mut bufs: Vec<&wgpu::Buffer> = inputs.iter().map(|t| t.buffer()).collect();
         bufs.push(out.buffer());
         let (x, y) = spread((n as usize).div_ceil(256));
-        self.dispatch(kernel, &[n, 0, 0, 0], &bufs, (x, y, 1));
+        let params = ElementwiseParams {
+            n,
+            ..Default::default()
+        };
+        self.dispatch(kernel, &params, &bufs, (x, y, 1));
         out
     }
 
@@ -403,7 +415,12 @@ impl NnBackend for GpuNn {
         let (x, y) = spread((out.rows * h).div_ceil(256));
         self.dispatch(
             Kernel::Embed,
-            &[out.rows as u32, h as u32, len as u32, 0],
+            &EmbedParams {
+                n: out.rows as u32,
+                hidden: h as u32,
+                len: len as u32,
+                _pad: 0,
+            },
             &[
                 &tokens,
                 &word.buf,
@@ -421,7 +438,12 @@ impl NnBackend for GpuNn {
         let out = self.output(x.rows, l.out_dim);
         self.dispatch(
             Kernel::Linear,
-            &[out.rows as u32, l.in_dim as u32, l.out_dim as u32, 0],
+            &LinearParams {
+                n: out.rows as u32,
+                k: l.in_dim as u32,
+                m: l.out_dim as u32,
+                _pad: 0,
+            },
             &[x.buffer(), &l.w, &l.b, out.buffer()],
             (
                 l.out_dim.div_ceil(64) as u32,
@@ -437,7 +459,12 @@ impl NnBackend for GpuNn {
         let (gx, gy) = spread(out.rows);
         self.dispatch(
             Kernel::LayerNorm,
-            &[out.rows as u32, x.cols as u32, n.eps.to_bits(), 0],
+            &LayerNormParams {
+                rows: out.rows as u32,
+                cols: x.cols as u32,
+                eps: n.eps,
+                _pad: 0,
+            },
             &[x.buffer(), &n.gamma, &n.beta, out.buffer()],
             (gx, gy, 1),
         );
@@ -473,16 +500,14 @@ impl NnBackend for GpuNn {
         let mask = self.mask_buffer(mask);
         self.dispatch(
             Kernel::Attention,
-            &[
-                len as u32,
-                hidden as u32,
-                dh as u32,
-                causal as u32,
-                (dh as f32).sqrt().to_bits(),
-                0,
-                0,
-                0,
-            ],
+            &AttentionParams {
+                len: len as u32,
+                hidden: hidden as u32,
+                dh: dh as u32,
+                causal: causal as u32,
+                scale: (dh as f32).sqrt(),
+                ..Default::default()
+            },
             &[q.buffer(), k.buffer(), v.buffer(), &mask, out.buffer()],
             (len as u32, heads as u32, batch as u32),
         );
@@ -509,12 +534,12 @@ impl NnBackend for GpuNn {
         };
         self.dispatch(
             Kernel::Pool,
-            &[
-                (x.rows / batch) as u32,
-                x.cols as u32,
+            &PoolParams {
+                len: (x.rows / batch) as u32,
+                hidden: x.cols as u32,
                 pooling,
-                normalize as u32,
-            ],
+                normalize: normalize as u32,
+            },
             &[x.buffer(), &mask, out.buffer()],
             (batch as u32, 1, 1),
         );

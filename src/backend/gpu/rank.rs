@@ -11,32 +11,13 @@ use std::rc::Rc;
 use wgpu::util::DeviceExt;
 
 use super::context::{GpuContext, Pipeline};
+use super::params::ScoreTopkParams;
 use crate::backend::kernels::{Kernel, GPU_MAX_K, TILE};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::rank::topk::rank_key;
 use crate::rank::{Backend, Plan, RankBackend};
 use crate::shard::{Dtype, NO_CATEGORY};
-
-/// Mirrors `Params` in `shaders/score_topk.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    chunk_start: u32,
-    chunk_rows: u32,
-    out_tile: u32,
-    k: u32,
-    row_words: u32,
-    flags: u32,
-    cat_allow_at: u32,
-    cat_boost_at: u32,
-    qscale: f32,
-    pop_weight: f32,
-    price_min: f32,
-    price_max: f32,
-    new_boost: f32,
-    _pad: [u32; 3],
-}
 
 struct Chunk {
     start: u32,
@@ -254,7 +235,7 @@ impl GpuIndex {
             });
             let params = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("params"),
-                size: std::mem::size_of::<Params>() as u64,
+                size: std::mem::size_of::<ScoreTopkParams>() as u64,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
@@ -368,7 +349,7 @@ impl RankBackend for GpuIndex {
             queue.write_buffer(&self.mask, 0, bytemuck::cast_slice(&plan.mask));
         }
         for c in &self.chunks {
-            let p = Params {
+            let p = ScoreTopkParams {
                 chunk_start: c.start,
                 chunk_rows: c.rows,
                 out_tile: c.out_tile,
@@ -382,7 +363,7 @@ impl RankBackend for GpuIndex {
                 price_min: plan.price[0],
                 price_max: plan.price[1],
                 new_boost: plan.new_boost,
-                _pad: [0; 3],
+                ..Default::default()
             };
             queue.write_buffer(&c.params, 0, bytemuck::bytes_of(&p));
         }
