@@ -91,6 +91,24 @@ async fn check_parity(
             1,
             "one GPU device per loaded recommender"
         );
+        // With f32 rows the interest vector goes from the model to ranking on the GPU: one round trip
+        // brings back the candidates and the vector together (int8 rows quantise it on the host: two).
+        let reads = GpuContext::read_backs();
+        let view = SessionEvent::Item {
+            kind: "view".into(),
+            id: "m1".into(),
+        };
+        let out = rec
+            .recommend(&[view], &SearchOptions::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(out.interest.map(|v| v.len()), Some(rec.dim()));
+        let int8 = rec.catalog().dtype() == shelfwise::Dtype::I8;
+        assert_eq!(
+            GpuContext::read_backs() - reads,
+            if int8 { 2 } else { 1 },
+            "read-backs for one recommend() on the GPU"
+        );
     }
     let mut exact = 0;
     let cases = parity["cases"].as_array().unwrap();
@@ -248,6 +266,9 @@ fn distil_train_export_and_the_engine_ranks_as_the_trainer() {
         // int8 rows move scores by up to the quantisation error; most lists stay identical.
         let int8 = check_parity(&dir.join("bundle-int8"), &parity, DeviceChoice::Cpu, 0.05).await;
         eprintln!("int8: {int8} of {cases} top-10 lists identical");
+        let int8_gpu =
+            check_parity(&dir.join("bundle-int8"), &parity, DeviceChoice::Gpu, 0.05).await;
+        eprintln!("int8 on the GPU: {int8_gpu} of {cases} top-10 lists identical");
     });
 
     // The CLI runs the same pipeline, with reasons.

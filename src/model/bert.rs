@@ -105,6 +105,31 @@ impl<B: NnBackend> Bert<B> {
     /// One vector per row of `batch`, for a model with external inputs: position `t` of row `r` takes
     /// row `batch.ids[r * len + t]` of `inputs` (`[rows, hidden]`, row-major) as its input vector.
     pub async fn embed_vectors(&self, batch: &Batch, inputs: &[f32]) -> Result<Vec<f32>> {
+        let x = self.forward_vectors(batch, inputs)?;
+        self.finish(&x, batch).await
+    }
+
+    /// As [`Bert::embed_vectors`], left on the backend: the pooled `[batch, hidden]` tensor, for a model
+    /// without an output projection. Nothing is read back.
+    pub fn embed_vectors_pooled(&self, batch: &Batch, inputs: &[f32]) -> Result<B::Tensor> {
+        if self.projection.is_some() {
+            return Err(Error::ModelInput(
+                "a model with an output projection finishes on the host".into(),
+            ));
+        }
+        let x = self.forward_vectors(batch, inputs)?;
+        let o = &self.cfg.shelfwise;
+        Ok(self.backend.pool(
+            &x,
+            &batch.attention_mask,
+            batch.batch,
+            o.pooling,
+            o.normalize,
+        ))
+    }
+
+    /// Token states for external input vectors, checked.
+    fn forward_vectors(&self, batch: &Batch, inputs: &[f32]) -> Result<B::Tensor> {
         if self.word.is_some() {
             return Err(Error::ModelInput(
                 "this model embeds token ids (embed); it takes no input vectors".into(),
@@ -124,8 +149,7 @@ impl<B: NnBackend> Bert<B> {
         }
         self.check(batch, inputs.len() / h)?;
         let table = self.backend.upload_table(inputs, h)?;
-        let x = self.forward(batch, &table)?;
-        self.finish(&x, batch).await
+        self.forward(batch, &table)
     }
 
     fn forward(&self, batch: &Batch, word: &B::Table) -> Result<B::Tensor> {

@@ -182,6 +182,20 @@ impl<B: NnBackend> InterestModel<B> {
     /// One interest vector (`dim` wide) per session, from its last [`Self::max_len`] steps. Every session
     /// needs at least one step.
     pub async fn interest(&self, sessions: &[Vec<Step>]) -> Result<Vec<f32>> {
+        let (batch, table) = self.inputs(sessions).await?;
+        self.bert.embed_vectors(&batch, &table).await
+    }
+
+    /// As [`InterestModel::interest`], left on the backend: the `[sessions, dim]` tensor, with nothing
+    /// read back (searches must already be projected, as [`StepInput::Item`], or projecting them reads
+    /// back).
+    pub async fn interest_tensor(&self, sessions: &[Vec<Step>]) -> Result<B::Tensor> {
+        let (batch, table) = self.inputs(sessions).await?;
+        self.bert.embed_vectors_pooled(&batch, &table)
+    }
+
+    /// The model's batch and input table for `sessions`.
+    async fn inputs(&self, sessions: &[Vec<Step>]) -> Result<(Batch, Vec<f32>)> {
         let (h, max_len) = (self.dim(), self.max_len());
         if sessions.is_empty() {
             return Err(Error::ModelInput("no session to score".into()));
@@ -258,6 +272,6 @@ impl<B: NnBackend> InterestModel<B> {
             batch.type_ids.extend(std::iter::repeat_n(0, pad));
             batch.attention_mask.extend(std::iter::repeat_n(0, pad));
         }
-        self.bert.embed_vectors(&batch, &table).await
+        Ok((batch, table))
     }
 }

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use web_time::Instant;
 
 use crate::backend::cpu::CpuRank;
+use crate::backend::gpu::nn::{GpuNn, GpuTensor};
 use crate::backend::gpu::{GpuContext, GpuIndex};
 use crate::backend::open_gpu;
 use crate::catalog::Catalog;
@@ -16,6 +17,7 @@ use crate::device::{DeviceChoice, Workload};
 use crate::error::{Error, Result};
 use crate::rank::select::select;
 use crate::rank::{Backend, Plan, RankBackend, SearchOptions, SearchResult, Timings};
+use crate::shard::Dtype;
 
 /// A searchable catalogue.
 #[derive(Debug)]
@@ -116,14 +118,73 @@ impl Index {
     ) -> Result<SearchResult> {
         let t0 = Instant::now();
         let plan = Plan::new(&self.catalog, query, opts)?;
-        let t1 = Instant::now();
+        self.select_from(plan, (t0, Instant::now()), None, allow_gpu)
+            .await
+    }
+
+    /// Ranks for an interest vector still on the GPU: `query` (`[1, dim]`) is the output of `nn`'s forward
+    /// pass, not yet submitted. The pass, the copy of the vector into the ranking request and the ranking
+    /// go to the GPU in one submission, and the vector comes back with the candidates in one read-back:
+    /// the result and the vector. `None`, with nothing done, when this index cannot take it that way (no
+    /// GPU or a failed one, an int8 catalogue, query weights, or more candidates than the GPU serves): the
+    /// caller then reads the vector back and calls [`Index::search`].
+    pub async fn search_on_gpu(
+        &self,
+        query: &GpuTensor,
+        nn: &GpuNn,
+        opts: &SearchOptions,
+    ) -> Result<Option<(SearchResult, Vec<f32>)>> {
+        let Some(gpu) = self.gpu.as_ref().filter(|_| !self.gpu_failed.get()) else {
+            return Ok(None);
+        };
+        if opts.weights.is_some() || self.catalog.dtype() == Dtype::I8 {
+            return Ok(None);
+        }
+        let t0 = Instant::now();
+        let mut plan = Plan::new(&self.catalog, &vec![0.0; self.catalog.dim()], opts)?;
+        if plan.m > gpu.max_candidates() {
+            return Ok(None);
+        }
+        let ts = Instant::now();
+        let (keys, q) = match gpu.candidates_for(&plan, plan.m, query, nn).await {
+            Ok(got) => got,
+            Err(e) => {
+                if matches!(e, Error::Gpu(_)) {
+                    self.gpu_failed.set(true);
+                }
+                return Err(e);
+            }
+        };
+        // Later rounds (a widened candidate set) and the result's checks need the vector on the host.
+        plan.set_query(&self.catalog, &q)?;
+        let first = (keys, gpu.backend(), ms(ts, Instant::now()));
+        let r = self.select_from(plan, (t0, ts), Some(first), true).await?;
+        Ok(Some((r, q)))
+    }
+
+    /// Stages 2 and 3 for `plan` (made between the two instants): candidates (`first`, when the caller already has them,
+    /// with their backend and milliseconds), then selection, widening the candidates until the
+    /// per-category cap is met.
+    async fn select_from(
+        &self,
+        plan: Plan,
+        (t0, t1): (Instant, Instant),
+        mut first: Option<(Vec<u64>, Backend, f64)>,
+        allow_gpu: bool,
+    ) -> Result<SearchResult> {
         let mut m = plan.m;
         let mut score_ms = 0.0;
         let mut select_ms = 0.0;
         let mut backend;
         loop {
             let ts = Instant::now();
-            let (cands, b) = self.candidates(&plan, m, allow_gpu).await?;
+            let (cands, b) = match first.take() {
+                Some((c, b, first_ms)) => {
+                    score_ms += first_ms;
+                    (c, b)
+                }
+                None => self.candidates(&plan, m, allow_gpu).await?,
+            };
             backend = b;
             let tsel = Instant::now();
             score_ms += ms(ts, tsel);

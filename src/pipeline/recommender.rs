@@ -119,7 +119,8 @@ pub enum Reason {
 }
 
 /// What one call did, in milliseconds: encoding new search queries (tokenizer and text encoder), the
-/// interest model, and ranking with filters and MMR.
+/// interest model, and ranking with filters and MMR. When the interest model and ranking both run on the
+/// GPU, they go in one submission: `model_ms` then covers both, and `rank_ms` the selection and reasons.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StageTimings {
     pub tokenize_ms: f64,
@@ -464,7 +465,19 @@ impl Recommender {
         }
         let (steps, mut sources, tokenize_ms) = self.steps(events).await?;
         let t1 = Instant::now();
-        let interest = self.interest_of(steps).await?;
+        let blend = profile.as_ref().is_some_and(|p| p.weight > 0.0);
+        let (interest, mut ranked) = match &self.models {
+            OnBackend::Gpu(m) if !steps.is_empty() && !blend => {
+                // The interest vector goes from the model to ranking on the GPU, in one submission.
+                let nn = m.interest.backend();
+                let t = m.interest.interest_tensor(&[steps]).await?;
+                match self.index.search_on_gpu(&t, nn, opts).await? {
+                    Some((r, v)) => (Some(v), Some(r)),
+                    None => (Some(nn.read(&t).await?), None),
+                }
+            }
+            _ => (self.interest_of(steps).await?, None),
+        };
         let model_ms = elapsed_ms(t1);
         let t2 = Instant::now();
         let query = match (&interest, &profile) {
@@ -483,7 +496,10 @@ impl Recommender {
         };
         let items = match query {
             Some(q) => {
-                let r = self.index.search(&q, opts).await?;
+                let r = match ranked.take() {
+                    Some(r) => r,
+                    None => self.index.search(&q, opts).await?,
+                };
                 self.explained(r.rows, r.ids, r.scores, &sources)
             }
             None => self.popular(opts).await?,

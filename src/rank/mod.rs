@@ -348,6 +348,21 @@ impl Plan {
         })
     }
 
+    /// Whether the catalogue is int8, so the backends score the quantised query.
+    pub fn is_int8(&self) -> bool {
+        !self.q8.is_empty()
+    }
+
+    /// Replaces the query (one `dim`-wide vector, no weights), as [`Plan::new`] would have taken it.
+    pub fn set_query(&mut self, catalog: &Catalog, query: &[f32]) -> Result<()> {
+        self.q = combine(query, None, catalog.dim())?;
+        if catalog.dtype() == Dtype::I8 {
+            self.q8 = vec![0i8; self.q.len()];
+            self.qscale = quantize_i8(&self.q, &mut self.q8);
+        }
+        Ok(())
+    }
+
     /// Whether global row `row` passes the row mask.
     #[inline(always)]
     pub fn mask_ok(&self, row: usize) -> bool {

@@ -16,6 +16,8 @@ pub const MAX_BINDING_BYTES: u64 = 128 << 20;
 
 /// Devices created by [`GpuContext::new`] in this process (see [`GpuContext::devices_created`]).
 static DEVICES_CREATED: AtomicUsize = AtomicUsize::new(0);
+/// Round trips through [`GpuContext::read_back`] in this process (see [`GpuContext::read_backs`]).
+static READ_BACKS: AtomicUsize = AtomicUsize::new(0);
 
 /// A compute pipeline and the layout of its bind group 0.
 #[derive(Debug)]
@@ -124,6 +126,13 @@ impl GpuContext {
         DEVICES_CREATED.load(Ordering::Relaxed)
     }
 
+    /// How many times this process has waited for GPU results to reach the host: a test counts them to
+    /// check that the interest vector reaches ranking without a round trip of its own.
+    #[doc(hidden)]
+    pub fn read_backs() -> usize {
+        READ_BACKS.load(Ordering::Relaxed)
+    }
+
     /// The adapter's name and driver, for display.
     pub fn adapter_name(&self) -> String {
         let name = if self.info.name.is_empty() {
@@ -215,18 +224,20 @@ impl GpuContext {
         p
     }
 
-    /// Adds a copy of `src[..bytes]` to `encoder`, submits it, waits (asynchronously) for the copy, and
-    /// returns `read(bytes)` of what arrived. The one way GPU results reach the host.
+    /// Adds a copy of each `(buffer, bytes)` source's first `bytes` to `encoder`, submits it, waits
+    /// (asynchronously) for the copies, and returns `read(parts)` of what arrived, one slice per source. The
+    /// one way GPU results reach the host: one submit and one mapping, however many sources.
     pub(super) async fn read_back<T>(
         &self,
         mut encoder: wgpu::CommandEncoder,
-        src: &wgpu::Buffer,
-        bytes: u64,
+        sources: &[(&wgpu::Buffer, u64)],
         what: &str,
-        read: impl FnOnce(&[u8]) -> T,
+        read: impl FnOnce(&[&[u8]]) -> T,
     ) -> Result<T> {
+        READ_BACKS.fetch_add(1, Ordering::Relaxed);
+        let total: u64 = sources.iter().map(|s| s.1).sum();
         // Sizes round up to a power of two, so a long session keeps few idle buffers.
-        let size = bytes.max(256).next_power_of_two();
+        let size = total.max(256).next_power_of_two();
         let staging = self
             .staging
             .borrow_mut()
@@ -240,8 +251,12 @@ impl GpuContext {
                     mapped_at_creation: false,
                 })
             });
-        if bytes > 0 {
-            encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+        let mut at = 0;
+        for &(src, bytes) in sources {
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(src, 0, &staging, at, bytes);
+            }
+            at += bytes;
         }
         self.queue.submit([encoder.finish()]);
         let (tx, rx) = futures_channel::oneshot::channel();
@@ -260,7 +275,14 @@ impl GpuContext {
             let view = staging
                 .get_mapped_range(..)
                 .map_err(|e| Error::Gpu(format!("reading {what} back: {e}")))?;
-            let out = read(&view[..bytes as usize]);
+            let mut parts = Vec::with_capacity(sources.len());
+            let mut at = 0;
+            for &(_, bytes) in sources {
+                parts.push(&view[at as usize..(at + bytes) as usize]);
+                at += bytes;
+            }
+            let out = read(&parts);
+            drop(parts);
             drop(view);
             Ok(out)
         })();
@@ -287,4 +309,9 @@ impl GpuContext {
             let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
         }
     }
+}
+
+/// Read-back bytes as f32 values (copied, so the bytes need no particular alignment).
+pub(super) fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytemuck::pod_collect_to_vec(bytes)
 }

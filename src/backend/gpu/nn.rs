@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use wgpu::util::DeviceExt;
 
-use super::context::{GpuContext, Pipeline};
+use super::context::{floats, GpuContext, Pipeline};
 use super::params::{
     AttentionParams, ElementwiseParams, EmbedParams, KernelParams, LayerNormParams, LinearParams,
     PoolParams,
@@ -65,7 +65,7 @@ impl GpuTensor {
         self.cols
     }
 
-    fn buffer(&self) -> &wgpu::Buffer {
+    pub(super) fn buffer(&self) -> &wgpu::Buffer {
         &self.buf
     }
 }
@@ -140,6 +140,17 @@ impl Drop for GpuNn {
     }
 }
 
+/// Uniform and token buffers of a submitted forward pass, destroyed when this is dropped.
+pub(super) struct Transient(Vec<wgpu::Buffer>);
+
+impl Drop for Transient {
+    fn drop(&mut self) {
+        for b in self.0.drain(..) {
+            b.destroy();
+        }
+    }
+}
+
 /// Workgroups for `n` invocations of 256, folded into x and y under the 65535-per-dimension limit.
 fn spread(groups: usize) -> (u32, u32) {
     let groups = groups.max(1) as u32;
@@ -168,6 +179,17 @@ impl GpuNn {
 
     pub fn context(&self) -> &Rc<GpuContext> {
         &self.ctx
+    }
+
+    /// The forward pass recorded so far, not yet submitted, for other GPU work to continue in the same
+    /// submission (its outputs stay on the GPU). The [`Transient`] must be dropped only after that
+    /// submission has completed.
+    pub(super) fn take_pending(&self) -> (Option<wgpu::CommandEncoder>, Transient) {
+        let encoder = self.encoder.take();
+        (
+            encoder,
+            Transient(std::mem::take(&mut *self.transient.borrow_mut())),
+        )
     }
 
     fn bytes_for(&self, elements: usize) -> Result<u64> {
@@ -558,8 +580,8 @@ impl NnBackend for GpuNn {
         let n = x.rows * x.cols;
         let values = self
             .ctx
-            .read_back(encoder, x.buffer(), (n * 4) as u64, "a tensor", |b| {
-                bytemuck::cast_slice::<u8, f32>(b).to_vec()
+            .read_back(encoder, &[(x.buffer(), (n * 4) as u64)], "a tensor", |b| {
+                floats(b[0])
             })
             .await;
         for b in used {

@@ -10,7 +10,8 @@ use std::rc::Rc;
 
 use wgpu::util::DeviceExt;
 
-use super::context::{GpuContext, Pipeline};
+use super::context::{floats, GpuContext, Pipeline};
+use super::nn::{GpuNn, GpuTensor};
 use super::params::ScoreTopkParams;
 use crate::backend::kernels::{Kernel, GPU_MAX_K, TILE};
 use crate::catalog::Catalog;
@@ -319,6 +320,58 @@ impl RankBackend for GpuIndex {
     /// The best `m` candidates (`m <= GPU_MAX_K`) as rank keys, best first. `catalog` is the one the index
     /// was built from (its rows are already on the GPU).
     async fn candidates(&self, _catalog: &Catalog, plan: &Plan, m: usize) -> Result<Vec<u64>> {
+        Ok(self.score(plan, m, None, None).await?.0)
+    }
+}
+
+impl GpuIndex {
+    /// As [`RankBackend::candidates`], with the query taken from `query` (`[1, dim]`, the output of `nn`'s
+    /// forward pass, not yet submitted) rather than from `plan`: the pass, the copy of the query into
+    /// place and the ranking go to the GPU in one submission, and the query's values come back with the
+    /// candidates in the same read-back. For f32 and f16 catalogues (int8 ones quantise the query on the
+    /// host) on the device `nn` runs on.
+    pub(crate) async fn candidates_for(
+        &self,
+        plan: &Plan,
+        m: usize,
+        query: &GpuTensor,
+        nn: &GpuNn,
+    ) -> Result<(Vec<u64>, Vec<f32>)> {
+        let dim = (self.row_words * self.lanes) as usize;
+        if !Rc::ptr_eq(nn.context(), &self.ctx) {
+            return Err(Error::Gpu(
+                "the interest model and the index are on different devices".into(),
+            ));
+        }
+        if plan.is_int8() || query.rows() != 1 || query.cols() > dim {
+            return Err(Error::invalid(
+                "query",
+                format!(
+                    "a [{}, {}] GPU query does not fit this catalogue",
+                    query.rows(),
+                    query.cols()
+                ),
+            ));
+        }
+        let bytes = query.cols() as u64 * 4;
+        let (pending, transient) = nn.take_pending();
+        let out = self
+            .score(plan, m, Some((query.buffer(), bytes)), pending)
+            .await;
+        drop(transient);
+        out
+    }
+
+    /// One request: the request tables from `plan` (and the query from `device_query` when given, which is
+    /// then read back too), one compute pass over every chunk after whatever `pending` recorded, one
+    /// submission and one read-back.
+    async fn score(
+        &self,
+        plan: &Plan,
+        m: usize,
+        device_query: Option<(&wgpu::Buffer, u64)>,
+        pending: Option<wgpu::CommandEncoder>,
+    ) -> Result<(Vec<u64>, Vec<f32>)> {
         if m == 0 || m > GPU_MAX_K {
             return Err(Error::invalid(
                 "k",
@@ -369,9 +422,15 @@ impl RankBackend for GpuIndex {
         }
 
         let bytes = self.total_tiles as u64 * m as u64 * 8;
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("search"),
+        let mut encoder = pending.unwrap_or_else(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("search"),
+            })
         });
+        if let Some((q, q_bytes)) = device_query {
+            // After the table writes above (queue writes precede this submit's commands).
+            encoder.copy_buffer_to_buffer(q, 0, &self.req, 0, q_bytes);
+        }
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(Kernel::ScoreTopk.label()),
@@ -385,19 +444,22 @@ impl RankBackend for GpuIndex {
                 }
             }
         }
-        let mut keys = self
+        let mut sources = vec![(&self.out, bytes)];
+        sources.extend(device_query);
+        let (mut keys, query) = self
             .ctx
-            .read_back(encoder, &self.out, bytes, "ranking results", |b| {
-                let pairs: &[[u32; 2]] = bytemuck::cast_slice(b);
-                pairs
+            .read_back(encoder, &sources, "ranking results", |parts| {
+                let pairs: Vec<[u32; 2]> = bytemuck::pod_collect_to_vec(parts[0]);
+                let keys: Vec<u64> = pairs
                     .iter()
                     .filter(|p| p[0] != 0)
                     .map(|p| rank_key(p[0], p[1]))
-                    .collect::<Vec<u64>>()
+                    .collect();
+                (keys, parts.get(1).map_or_else(Vec::new, |q| floats(q)))
             })
             .await?;
         keys.sort_unstable_by(|a, b| b.cmp(a));
         keys.truncate(m);
-        Ok(keys)
+        Ok((keys, query))
     }
 }
