@@ -17,7 +17,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, Criterion};
-use shelfwise::backend::cpu_nn::CpuNn;
+use shelfwise::backend::cpu::CpuNn;
 use shelfwise::backend::gpu::nn::GpuNn;
 use shelfwise::backend::gpu::GpuContext;
 use shelfwise::model::{Bert, ModelConfig};

@@ -3,7 +3,7 @@
 //! Without an adapter the test prints why and passes, unless `SHELFWISE_REQUIRE_GPU=1` or `CI` is set: then
 //! a missing GPU fails, so CI can never skip the GPU path silently.
 
-use shelfwise::backend::cpu::dot_i8;
+use shelfwise::backend::cpu::rank::dot_i8;
 use shelfwise::shard::quantize_i8;
 use shelfwise::{Backend, DeviceChoice, Dtype, Index};
 use shelfwise_testkit::{check_equivalent, parity_cases};

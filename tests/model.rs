@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use safetensors::tensor::TensorView;
 use safetensors::Dtype as St;
-use shelfwise::backend::cpu_nn::CpuNn;
+use shelfwise::backend::cpu::CpuNn;
 use shelfwise::model::{Bert, BertWeights, ModelConfig};
 use shelfwise::rng::Rng;
 use shelfwise::tokenize::Batch;

@@ -6,7 +6,7 @@
 //! Without an adapter the tests print why and pass, unless `SHELFWISE_REQUIRE_GPU=1` or `CI` is set.
 
 use ndarray::Array2;
-use shelfwise::backend::cpu_nn::CpuNn;
+use shelfwise::backend::cpu::CpuNn;
 use shelfwise::backend::gpu::nn::{GpuNn, GpuTensor};
 use shelfwise::backend::gpu::GpuContext;
 use shelfwise::model::weights::{LinearWeights, NormWeights};

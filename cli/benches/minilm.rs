@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use criterion::{criterion_group, Criterion};
-use shelfwise::backend::cpu_nn::CpuNn;
+use shelfwise::backend::cpu::CpuNn;
 use shelfwise::backend::gpu::nn::GpuNn;
 use shelfwise::backend::gpu::GpuContext;
 use shelfwise::model::{Bert, BertWeights, ModelConfig};

@@ -80,7 +80,7 @@ pub fn export(a: &ExportArgs) -> Result<Manifest> {
         &config,
         "model.safetensors",
         &weights,
-        shelfwise::backend::cpu_nn::CpuNn,
+        shelfwise::backend::cpu::CpuNn,
     )
     .with_context(|| format!("{} is not a shelfwise interest model", a.model.display()))?;
     let takes_text = safetensors::SafeTensors::deserialize(&weights)?

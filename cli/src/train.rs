@@ -891,7 +891,7 @@ pub fn engine_scores(
     cases: &[Case],
     int8: bool,
 ) -> Result<Precomputed> {
-    let mut saved = Saved::load(dir, shelfwise::backend::cpu_nn::CpuNn)?;
+    let mut saved = Saved::load(dir, shelfwise::backend::cpu::CpuNn)?;
     if int8 {
         // What an int8 shard stores: each row quantised symmetrically, then read back as
         // `scale * q` (the model's inputs and the scored rows alike).
@@ -1141,7 +1141,7 @@ pub fn train(
 mod tests {
     use super::*;
     use crate::data::{Dataset, Event, EventKind};
-    use shelfwise::backend::cpu_nn::CpuNn;
+    use shelfwise::backend::cpu::CpuNn;
 
     fn tiny() -> Dataset {
         let items = (0..40)

@@ -1,5 +1,5 @@
 //! Backends: the CPU (always there) and the GPU (wgpu), each implementing the Transformer ops
-//! ([`crate::model::NnBackend`]: [`cpu_nn::CpuNn`], [`gpu::nn::GpuNn`]) and ranking
+//! ([`crate::model::NnBackend`]: [`cpu::CpuNn`], [`gpu::nn::GpuNn`]) and ranking
 //! ([`crate::rank::RankBackend`]: [`cpu::CpuRank`], [`gpu::GpuIndex`]).
 //!
 //! The pipeline layer picks a backend once per loaded recommender ([`open_gpu`], [`OnBackend`]); the
@@ -11,9 +11,6 @@ use crate::device::{DeviceChoice, Placement};
 use crate::error::Result;
 
 pub mod cpu;
-pub mod cpu_nn;
-pub mod fastmath;
-pub mod gemm;
 pub mod gpu;
 pub mod kernels;
 

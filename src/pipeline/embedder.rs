@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use web_time::Instant;
 
-use crate::backend::cpu_nn::CpuNn;
+use crate::backend::cpu::CpuNn;
 use crate::backend::gpu::nn::GpuNn;
 use crate::backend::gpu::GpuContext;
 use crate::backend::{open_gpu, OnBackend};

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use web_time::Instant;
 
 use super::index::Index;
-use crate::backend::cpu_nn::CpuNn;
+use crate::backend::cpu::CpuNn;
 use crate::backend::gpu::nn::GpuNn;
 use crate::backend::gpu::GpuContext;
 use crate::backend::{open_gpu, OnBackend};

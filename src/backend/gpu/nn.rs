@@ -1,4 +1,4 @@
-//! The GPU twin of the Transformer ops ([`crate::backend::cpu_nn`] is the CPU one), on wgpu.
+//! The GPU twin of the Transformer ops ([`crate::backend::cpu::nn`] is the CPU one), on wgpu.
 //!
 //! Every op records one compute pass into a command encoder shared by the forward pass; nothing is submitted
 //! until [`NnBackend::read`], which adds the copy to a read-back buffer, submits once and awaits the mapping.
