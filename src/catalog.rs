@@ -116,6 +116,19 @@ pub struct ShardEntry {
     pub dtype: Dtype,
 }
 
+impl ShardEntry {
+    /// The entry for shard file `file` holding `bytes` (`items` rows of `dtype`).
+    pub fn describe(file: String, bytes: &[u8], items: usize, dtype: Dtype) -> ShardEntry {
+        ShardEntry {
+            file,
+            sha256: sha256_hex(bytes),
+            bytes: bytes.len() as u64,
+            items,
+            dtype,
+        }
+    }
+}
+
 impl Manifest {
     /// Parses and validates `manifest.json`.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest> {

@@ -217,13 +217,7 @@ pub fn export(a: &ExportArgs) -> Result<Manifest> {
         })?;
         let file = format!("shard-{s:03}.safetensors");
         fs::write(a.out.join(&file), &bytes)?;
-        shards.push(ShardEntry {
-            file,
-            sha256: sha256_hex(&bytes),
-            bytes: bytes.len() as u64,
-            items: chunk.len(),
-            dtype,
-        });
+        shards.push(ShardEntry::describe(file, &bytes, chunk.len(), dtype));
     }
     if items.iter().any(|i| i.categories.is_empty()) && !order.is_empty() {
         order.push("(none)".into());

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
-use shelfwise::catalog::{sha256_hex, MANIFEST_FORMAT};
+use shelfwise::catalog::MANIFEST_FORMAT;
 use shelfwise::{Attributes, Dtype, Manifest, ShardEntry, ShardSpec};
 use shelfwise_testkit::synth::{self, SynthSpec};
 
@@ -1147,13 +1147,7 @@ fn shard_cmd(args: &ShardArgs) -> Result<()> {
         })?;
         let file = format!("shard-{s:03}.safetensors");
         fs::write(args.out.join(&file), &bytes)?;
-        entries.push(ShardEntry {
-            file,
-            sha256: sha256_hex(&bytes),
-            bytes: bytes.len() as u64,
-            items: chunk.len(),
-            dtype: args.dtype,
-        });
+        entries.push(ShardEntry::describe(file, &bytes, chunk.len(), args.dtype));
     }
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),

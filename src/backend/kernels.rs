@@ -25,17 +25,16 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// Every kernel, for validation and warm-up.
-    pub const ALL: &'static [Kernel] = &[
-        Kernel::ScoreTopk,
-        Kernel::Embed,
-        Kernel::Linear,
-        Kernel::LayerNorm,
-        Kernel::Add,
-        Kernel::Gelu,
-        Kernel::Attention,
-        Kernel::Pool,
-    ];
+    /// Every kernel, for validation and warm-up: ranking's, then the Transformer's.
+    pub const ALL: &'static [Kernel] = &{
+        let mut all = [Kernel::ScoreTopk; 1 + Kernel::NN.len()];
+        let mut i = 0;
+        while i < Kernel::NN.len() {
+            all[i + 1] = Kernel::NN[i];
+            i += 1;
+        }
+        all
+    };
 
     /// The Transformer kernels, built by the neural-network backend.
     pub const NN: &'static [Kernel] = &[
