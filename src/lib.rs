@@ -26,8 +26,10 @@
 pub mod backend;
 pub mod catalog;
 pub mod error;
+pub mod events;
 pub mod index;
 pub mod model;
+pub mod profile;
 pub mod rank;
 pub mod recommend;
 pub mod shard;

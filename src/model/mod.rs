@@ -11,7 +11,7 @@ pub mod weights;
 pub use bert::Bert;
 pub use config::{EngineOptions, ModelConfig, Pooling};
 pub use embedder::{Embedder, LoadTimings, ModelFiles};
-pub use interest::{InterestModel, Step, StepInput, EVENT_TYPES};
+pub use interest::{InterestModel, Step, StepInput};
 pub use weights::BertWeights;
 
 use crate::error::Result;
