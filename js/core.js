@@ -361,7 +361,7 @@ export class RecommenderCore {
     const out = [];
     for (const e of events) {
       const t = TRACKED.get(e.type);
-      if (t?.modelType === null || t === undefined) continue;
+      if (!t || t.modelType === null) continue;
       out.push(t.subject === "query" ? { type: e.type, query: e.query } : { type: e.type, itemId: e.itemId });
     }
     return out.slice(-MODEL_EVENTS);

@@ -2,8 +2,9 @@
 //! rendered here from the crate's own lists (event types, reason kinds, error codes) and must equal the
 //! checked-in files. `SHELFWISE_BLESS=1 cargo test --test contract` writes them again after a change.
 //!
-//! It also checks that every error code the JS code raises is listed, and that docs/API.md names every code,
-//! every event type `track` takes and every reason kind.
+//! It also checks that every error code the JS code raises is listed, that docs/API.md names every code,
+//! every event type `track` takes and every reason kind, and that docs/DATA.md names every type the model
+//! reads (the types `events.jsonl` takes).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -324,5 +325,18 @@ fn the_api_docs_name_every_code_event_type_and_reason() {
     assert!(
         missing.is_empty(),
         "docs/API.md does not mention {missing:?}"
+    );
+}
+
+#[test]
+fn the_data_docs_name_every_model_event_type() {
+    let docs = std::fs::read_to_string(root().join("docs/DATA.md")).unwrap();
+    let missing: Vec<&str> = MODEL_TYPES
+        .into_iter()
+        .filter(|n| !docs.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/DATA.md does not mention {missing:?}"
     );
 }
