@@ -1,10 +1,14 @@
 // The storefront API over an engine (this thread's, or a worker's): the on-device session store
 // (history, debounce, cap, persistence, long-term profile), option checking, events, and the CPU fallback.
+import { EVENTS, EVENT_TYPES } from "./contract.js";
 import { ShelfwiseError, asShelfwiseError } from "./errors.js";
 
-/** Event types `track` takes. `ignore` marks an item the shopper passed over: it is kept, and excluded. */
-export const EVENT_TYPES = ["view", "click", "search", "add_to_cart", "purchase", "favorite", "ignore"];
-const ITEM_TYPES = new Set(EVENT_TYPES.filter((t) => t !== "search"));
+/**
+ * The event types `track` takes, by name, from the crate's table (generated into contract.js): whether the
+ * model reads each (`modelType`) and whether it names an item or is a search (`subject`). `ignore` marks an
+ * item the shopper passed over: it is kept, never recommended, and not read by the model.
+ */
+const TRACKED = new Map(EVENTS.filter((t) => t.track).map((t) => [t.type, t]));
 const EVENT_KEYS = new Set(["type", "itemId", "query", "ts", "dwellMs"]);
 /** The longest search query `track` and `search` take, in characters. */
 export const MAX_QUERY_CHARS = 1000;
@@ -87,17 +91,18 @@ export function checkEvent(event, now = Date.now()) {
   }
   const { type } = event;
   if (typeof type !== "string") throw bad("INVALID_EVENT", "`type` must be a string", "type");
-  if (!EVENT_TYPES.includes(type)) {
+  const t = TRACKED.get(type);
+  if (!t) {
     throw bad("UNKNOWN_EVENT_TYPE", `unknown event type ${JSON.stringify(type.slice(0, 40))}; one of ${EVENT_TYPES.join(", ")}`, "type");
   }
   const out = { type };
-  if (type === "search") {
-    if (typeof event.query !== "string") throw bad("INVALID_EVENT", "a search event needs a string `query`", "query");
+  if (t.subject === "query") {
+    if (typeof event.query !== "string") throw bad("INVALID_EVENT", `a ${type} event needs a string \`query\``, "query");
     if (event.query.length > MAX_QUERY_CHARS) {
       throw bad("QUERY_TOO_LONG", `a query is at most ${MAX_QUERY_CHARS} characters, not ${event.query.length}`, "query");
     }
-    if (event.query.trim() === "") throw bad("INVALID_EVENT", "a search event's `query` is empty", "query");
-    if (event.itemId !== undefined) throw bad("INVALID_EVENT", "a search event has no `itemId`", "itemId");
+    if (event.query.trim() === "") throw bad("INVALID_EVENT", `a ${type} event's \`query\` is empty`, "query");
+    if (event.itemId !== undefined) throw bad("INVALID_EVENT", `a ${type} event has no \`itemId\``, "itemId");
     out.query = event.query;
   } else {
     if (typeof event.itemId !== "string" || event.itemId === "") {
@@ -172,6 +177,7 @@ export class RecommenderCore {
   #history = [];
   #sessionStart = 0; // index in #history where the current session begins
   #profile = null; // { vector: Float32Array, sessions }
+  #storedProfile = null; // { values: number[], sessions }: read back, checked once the engine is up
   #handlers = new Map();
   #pendingWarnings = [];
   #lastShown = new Map(); // itemId -> { rank, variant } of the latest impression
@@ -198,6 +204,7 @@ export class RecommenderCore {
         engine.dispose();
         throw bad("DISPOSED", "the recommender was disposed while it loaded");
       }
+      await this.#adoptStoredProfile(engine);
       this.#engine = engine;
       this.#backend = engine.info.backend;
       const info = engine.info;
@@ -325,26 +332,37 @@ export class RecommenderCore {
     this.#folding = this.#folding.then(() => this.#fold(ended)).catch((e) => this.#warn("PROFILE_FAILED", String(e?.message ?? e)));
   }
 
+  /** The ended session's interest vector joins the profile (the engine does the maths). */
   async #fold(ended) {
-    const engine = await this.#engineReady();
-    const out = await engine.recommend(this.#modelEvents(ended), { k: 1 }, undefined);
-    if (!out.interest) return;
-    const v = Float32Array.from(out.interest);
+    const session = await this.#run((engine) => engine.interest(this.#modelEvents(ended)));
+    if (!session) return;
     const p = this.#profile;
-    if (p && p.vector.length === v.length) {
-      const d = this.#opts.profileDecay;
-      for (let i = 0; i < v.length; i++) v[i] = d * p.vector[i] + (1 - d) * v[i];
-    }
-    this.#profile = { vector: v, sessions: (p?.sessions ?? 0) + 1 };
+    const vector = await (await this.#engineReady()).foldProfile(p?.vector, session, this.#opts.profileDecay);
+    this.#profile = { vector, sessions: (p?.sessions ?? 0) + 1 };
     this.#save();
   }
 
-  /** The engine's events for stored ones: the model's event types only, the most recent first cut. */
+  /** A profile read back from storage is used if the engine finds it fits this bundle's model. */
+  async #adoptStoredProfile(engine) {
+    const stored = this.#storedProfile;
+    this.#storedProfile = null;
+    if (!stored) return;
+    const vector = await engine.storedProfile(stored.values);
+    if (vector) {
+      this.#profile = { vector, sessions: stored.sessions };
+    } else {
+      this.#warn("CORRUPT_HISTORY", "the stored profile does not fit this bundle's model (another width, or a value that is not a finite 32-bit float): it was dropped");
+      this.#save();
+    }
+  }
+
+  /** The engine's events for stored ones: the types the model reads, the most recent first cut. */
   #modelEvents(events) {
     const out = [];
     for (const e of events) {
-      if (e.type === "search") out.push({ type: "search", query: e.query });
-      else if (e.type !== "ignore") out.push({ type: e.type, itemId: e.itemId });
+      const t = TRACKED.get(e.type);
+      if (!t || t.modelType === null) continue;
+      out.push(t.subject === "query" ? { type: e.type, query: e.query } : { type: e.type, itemId: e.itemId });
     }
     return out.slice(-MODEL_EVENTS);
   }
@@ -387,7 +405,7 @@ export class RecommenderCore {
       }
     }
     if (forRecommend && opts.excludeSeen !== false) {
-      const seen = this.#history.filter((e) => e.itemId !== undefined && e.type !== "search").map((e) => e.itemId);
+      const seen = this.#history.filter((e) => e.itemId !== undefined).map((e) => e.itemId);
       if (seen.length) out.exclude = [...(Array.isArray(out.exclude) ? out.exclude : []), ...new Set(seen)];
     } else if (forRecommend) {
       const ignored = this.#history.filter((e) => e.type === "ignore").map((e) => e.itemId);
@@ -446,7 +464,8 @@ export class RecommenderCore {
       const search = this.#searchOptions(opts, engine, true);
       const events = this.#modelEvents(this.#history.slice(this.#sessionStart));
       const p = this.#profile;
-      const profile = p && p.vector.length === engine.info.dim ? { vector: p.vector, weight: events.length ? this.#opts.profileWeight : 1 } : undefined;
+      // An empty session ranks by the profile alone, whatever profileWeight says.
+      const profile = p ? { vector: p.vector, weight: events.length ? this.#opts.profileWeight : 1 } : undefined;
       return engine.recommend(events, search, profile);
     });
     const result = this.#finish(out, opts, "recommend");
@@ -487,6 +506,14 @@ export class RecommenderCore {
     return p ? { vector: Float32Array.from(p.vector), sessions: p.sessions } : null;
   }
 
+  /** The profile as stored: the adopted one, or one read back that the engine has not checked yet. */
+  #profileRecord() {
+    const p = this.#profile;
+    if (p) return { vector: Array.from(p.vector), sessions: p.sessions };
+    const s = this.#storedProfile;
+    return s ? { vector: [...s.values], sessions: s.sessions } : null;
+  }
+
   /** The shopper's data on this device, as JSON-ready data (for a "download my data" link). */
   exportHistory() {
     return {
@@ -495,7 +522,7 @@ export class RecommenderCore {
       exportedAt: new Date().toISOString(),
       events: this.history(),
       sessionStart: this.#sessionStart,
-      profile: this.#profile ? { vector: Array.from(this.#profile.vector), sessions: this.#profile.sessions } : null,
+      profile: this.#profileRecord(),
     };
   }
 
@@ -505,6 +532,7 @@ export class RecommenderCore {
     this.#history = [];
     this.#sessionStart = 0;
     this.#profile = null;
+    this.#storedProfile = null;
     this.#lastShown.clear();
     if (this.#opts.persist === "indexeddb") {
       await this.#saving;
@@ -562,8 +590,9 @@ export class RecommenderCore {
       }
       const p = record.profile;
       if (p !== null && p !== undefined) {
-        const v = Array.isArray(p?.vector) && p.vector.every((x) => typeof x === "number" && Number.isFinite(x)) ? p.vector : null;
-        if (v && v.length > 0 && Number.isSafeInteger(p.sessions) && p.sessions > 0) this.#profile = { vector: Float32Array.from(v), sessions: p.sessions };
+        // Its values are checked by the engine once it is up (they must fit the model, as 32-bit floats).
+        const ok = Array.isArray(p?.vector) && p.vector.every((x) => typeof x === "number") && Number.isSafeInteger(p.sessions) && p.sessions > 0;
+        if (ok) this.#storedProfile = { values: p.vector, sessions: p.sessions };
         else problems.push("the profile was unreadable");
       }
     }
@@ -585,7 +614,7 @@ export class RecommenderCore {
       version: 1,
       events: this.history(),
       sessionStart: this.#sessionStart,
-      profile: this.#profile ? { vector: Array.from(this.#profile.vector), sessions: this.#profile.sessions } : null,
+      profile: this.#profileRecord(),
     };
     this.#saving = this.#saving
       .then(() => idb((s) => s.put(record, this.#opts.storageKey)))

@@ -1,7 +1,8 @@
 // The engine: the wasm module's BundleRecommender plus the bundle download (SHA-256 verification with
 // SubtleCrypto, the Cache API, one retry, progress). It runs wherever it is imported: on the page
-// (`shelfwise`) or inside the dedicated worker (`shelfwise/worker`).
-import init, { BundleRecommender } from "./shelfwise.js";
+// (`shelfwise`) or inside the dedicated worker (`shelfwise/worker`). The manifest is read by the wasm module
+// (`bundleFiles`), and the profile's maths is the wasm module's too (`foldProfile`, `storedProfile`).
+import init, { BundleRecommender, bundleFiles, foldProfile, storedProfile } from "./shelfwise.js";
 import { ShelfwiseError, asShelfwiseError } from "./errors.js";
 
 const CACHE_NAME = "shelfwise-bundles-v1";
@@ -16,47 +17,16 @@ export function initWasm(wasm) {
   return wasmReady;
 }
 
-/** The files a manifest lists that the engine needs, with their sizes and hashes. */
-export function bundleFiles(manifest) {
-  const out = [];
-  for (const s of manifest?.shards ?? []) out.push({ file: s.file, bytes: s.bytes, sha256: s.sha256 });
-  const r = manifest?.recommender;
-  if (r) {
-    for (const part of [r.interest, r.encoder]) {
-      for (const key of ["config", "weights", "tokenizer"]) {
-        const f = part?.[key];
-        if (f) out.push({ file: f.file, bytes: f.bytes, sha256: f.sha256 });
-      }
-    }
-  }
-  return out;
-}
-
-function parseManifest(bytes) {
-  let manifest;
+/**
+ * What loading the bundle reads, from the manifest's bytes: `{ files: [{ file, bytes, sha256 }], modelId,
+ * categories }`. The wasm module checks the manifest (a `BAD_MANIFEST` error otherwise), so it must be started.
+ */
+function readManifest(bytes) {
   try {
-    manifest = JSON.parse(new TextDecoder().decode(bytes));
+    return bundleFiles(bytes);
   } catch (e) {
-    throw new ShelfwiseError("BAD_MANIFEST", `manifest.json is not JSON: ${e.message}`, { file: "manifest.json" });
+    throw asShelfwiseError(e);
   }
-  if (manifest === null || typeof manifest !== "object" || !Array.isArray(manifest.shards)) {
-    throw new ShelfwiseError("BAD_MANIFEST", "manifest.json has no `shards` list", { file: "manifest.json" });
-  }
-  if (!manifest.recommender) {
-    throw new ShelfwiseError(
-      "BAD_MANIFEST",
-      "this manifest has no `recommender` section: it is a plain catalogue (load it with ItemIndex)",
-      { file: "manifest.json" },
-    );
-  }
-  for (const f of bundleFiles(manifest)) {
-    if (typeof f.file !== "string" || !/^[0-9a-f]{64}$/.test(f.sha256 ?? "") || !Number.isSafeInteger(f.bytes)) {
-      throw new ShelfwiseError("BAD_MANIFEST", `manifest.json lists a file without a name, size or sha256`, {
-        file: "manifest.json",
-      });
-    }
-  }
-  return manifest;
 }
 
 async function sha256Hex(bytes) {
@@ -170,7 +140,8 @@ async function openCache(enabled) {
 
 /**
  * Fetches a bundle: `source` is a manifest URL, or `{ manifest, files }` with the manifest's bytes (or
- * text) and a Uint8Array per file name. Returns the manifest's bytes and a map of file bytes.
+ * text) and a Uint8Array per file name. Returns the manifest's bytes, what it lists (`plan`) and a map of
+ * file bytes. The wasm module must be started (`initWasm`): it reads the manifest.
  */
 export async function fetchBundle(source, { cache = true, onProgress } = {}) {
   const emit = (e) => {
@@ -188,8 +159,8 @@ export async function fetchBundle(source, { cache = true, onProgress } = {}) {
       throw new ShelfwiseError("INVALID_ARGUMENT", `not a URL: ${String(source).slice(0, 200)}`, { field: "source" });
     }
     const manifestBytes = await download(base, "manifest.json", { init: { cache: "no-cache" } });
-    const manifest = parseManifest(manifestBytes);
-    const entries = bundleFiles(manifest);
+    const plan = readManifest(manifestBytes);
+    const entries = plan.files;
     const total = entries.reduce((s, f) => s + f.bytes, 0);
     const store = await openCache(cache);
     const files = {};
@@ -215,7 +186,7 @@ export async function fetchBundle(source, { cache = true, onProgress } = {}) {
         // Only housekeeping.
       }
     }
-    return { manifestBytes, manifest, files, total, fromCache };
+    return { manifestBytes, plan, files, total, fromCache };
   }
   if (source !== null && typeof source === "object" && "manifest" in source) {
     const m = source.manifest;
@@ -224,10 +195,10 @@ export async function fetchBundle(source, { cache = true, onProgress } = {}) {
     if (!manifestBytes) {
       throw new ShelfwiseError("INVALID_ARGUMENT", "`manifest` must be a string, a Uint8Array or an ArrayBuffer", { field: "source" });
     }
-    const manifest = parseManifest(manifestBytes);
+    const plan = readManifest(manifestBytes);
     const files = {};
     let total = 0;
-    for (const entry of bundleFiles(manifest)) {
+    for (const entry of plan.files) {
       const f = source.files?.[entry.file];
       const bytes = f instanceof Uint8Array ? f : f instanceof ArrayBuffer ? new Uint8Array(f) : null;
       if (!bytes) {
@@ -237,7 +208,7 @@ export async function fetchBundle(source, { cache = true, onProgress } = {}) {
       total += bytes.length;
     }
     emit({ type: "progress", file: null, loaded: total, total });
-    return { manifestBytes, manifest, files, total, fromCache: 0 };
+    return { manifestBytes, plan, files, total, fromCache: 0 };
   }
   throw new ShelfwiseError("INVALID_ARGUMENT", "the bundle must be a manifest URL or { manifest, files }", { field: "source" });
 }
@@ -275,13 +246,13 @@ export class LocalEngine {
   }
 
   get info() {
-    const m = this.#bundle.manifest;
+    const plan = this.#bundle.plan;
     return {
       backend: this.#rec.backend,
       items: this.#rec.size,
       dim: this.#rec.dim,
-      modelId: m.model_id ?? null,
-      categories: Array.isArray(m.categories) ? m.categories : [],
+      modelId: plan.modelId,
+      categories: plan.categories,
       takesSearches: this.#rec.takesSearches,
       bytes: this.#bundle.total,
       cachedBytes: this.#bundle.fromCache,
@@ -307,6 +278,21 @@ export class LocalEngine {
 
   async recommend(events, options, profile) {
     return this.#call(() => this.#rec.recommend(events, options, profile));
+  }
+
+  /** The session's interest vector (a Float32Array), or undefined when no event could be used. */
+  async interest(events) {
+    return this.#call(() => this.#rec.interest(events));
+  }
+
+  /** A stored profile's values as a Float32Array, or undefined when they do not fit this bundle's model. */
+  async storedProfile(values) {
+    return this.#call(() => storedProfile(values, this.#rec.dim));
+  }
+
+  /** The profile after a session with interest vector `session` ended (`old` may be undefined). */
+  async foldProfile(old, session, decay) {
+    return this.#call(() => foldProfile(old, session, decay));
   }
 
   async similar(itemId, options) {

@@ -1,4 +1,8 @@
-// Typed errors: every failure the API reports is a ShelfwiseError with a stable `code`.
+// Typed errors: every failure the API reports is a ShelfwiseError with a stable `code`, one of ERROR_CODES
+// (generated from the Rust crate's list into contract.js).
+import { ERROR_CODES } from "./contract.js";
+
+const CODES = new Set(ERROR_CODES);
 
 /** An error with a stable machine-readable `code` (see docs/API.md for the list). */
 export class ShelfwiseError extends Error {
@@ -10,10 +14,10 @@ export class ShelfwiseError extends Error {
   }
 }
 
-/** Any thrown value as a ShelfwiseError: the wasm module's errors already carry a `code`. */
+/** Any thrown value as a ShelfwiseError: the wasm module's errors already carry a `code` (and `file`, `field`). */
 export function asShelfwiseError(e) {
   if (e instanceof ShelfwiseError) return e;
-  const code = typeof e?.code === "string" ? e.code : "INTERNAL";
+  const code = CODES.has(e?.code) ? e.code : "INTERNAL";
   const message = typeof e?.message === "string" ? e.message : String(e);
   const details = {};
   for (const key of ["file", "field"]) if (e?.[key] !== undefined) details[key] = e[key];

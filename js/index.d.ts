@@ -1,32 +1,26 @@
-// Types of the `shelfwise` and `shelfwise/worker` entries (the same API).
+// Types of the `shelfwise` and `shelfwise/worker` entries (the same API). The lists (event types, reason
+// kinds, error codes) come from the Rust crate through the generated contract.d.ts.
+import type { ErrorCode, ItemEventType, Reason, SearchEventType } from "./contract.js";
+
+export type { ErrorCode, EventType, Reason, ReasonKind } from "./contract.js";
+/** Event types `track` takes. */
+export { EVENT_TYPES } from "./contract.js";
 
 /** Every error the API raises: `code` is stable (docs/API.md lists them). */
 export class ShelfwiseError extends Error {
   readonly code: ErrorCode;
-  /** The bundle file a download or integrity error is about. */
+  /** The file the error is about: a bundle file that failed to download or verify, a damaged shard or model file, or `manifest.json`. */
   readonly file?: string;
   /** The argument or option an input error is about. */
   readonly field?: string;
 }
 
-export type ErrorCode =
-  | "INVALID_ARGUMENT" | "INVALID_EVENT" | "UNKNOWN_EVENT_TYPE" | "QUERY_TOO_LONG" | "INVALID_QUERY"
-  | "UNKNOWN_ITEM" | "UNKNOWN_CATEGORY" | "NOT_LOADED" | "DISPOSED"
-  | "BAD_MANIFEST" | "MISSING_FILE" | "DOWNLOAD_FAILED" | "INTEGRITY" | "CORRUPT_SHARD" | "MISSING_TENSOR"
-  | "SHAPE_MISMATCH" | "DTYPE_MISMATCH" | "INVALID_TENSOR" | "BAD_METADATA" | "DIM_MISMATCH" | "SHARD_MISMATCH"
-  | "DUPLICATE_ID" | "EMPTY_INDEX" | "MISSING_ATTRIBUTE" | "BAD_TOKENIZER" | "BAD_CONFIG" | "BAD_WEIGHTS"
-  | "INVALID_INPUT" | "GPU_UNAVAILABLE" | "GPU_ERROR" | "FETCH_FAILED" | "WASM_INIT_FAILED" | "WORKER_FAILED"
-  | "INTERNAL";
-
-/** Event types `track` takes. */
-export type EventType = "view" | "click" | "search" | "add_to_cart" | "purchase" | "favorite" | "ignore";
-export const EVENT_TYPES: readonly EventType[];
 /** The longest query `track` and `search` take, in characters. */
 export const MAX_QUERY_CHARS: number;
 
 export type TrackEvent =
-  | { type: Exclude<EventType, "search">; itemId: string; ts?: number; dwellMs?: number }
-  | { type: "search"; query: string; ts?: number; dwellMs?: number };
+  | { type: ItemEventType; itemId: string; ts?: number; dwellMs?: number }
+  | { type: SearchEventType; query: string; ts?: number; dwellMs?: number };
 
 /** A stored event: `ts` is always set. */
 export type StoredEvent = TrackEvent & { ts: number };
@@ -90,13 +84,6 @@ export interface RecommendOptions {
    */
   newItemBoost?: number;
 }
-
-export type Reason =
-  | { kind: "viewed" | "clicked" | "added_to_cart" | "purchased" | "favorited" | "rated"; itemId: string }
-  | { kind: "searched"; query: string }
-  | { kind: "similar"; itemId: string }
-  | { kind: "profile" }
-  | { kind: "popular" };
 
 export interface Recommendation {
   id: string;

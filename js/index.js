@@ -4,7 +4,8 @@ import { defineRecommender } from "./core.js";
 import { LocalEngine } from "./engine.js";
 
 export { ShelfwiseError } from "./errors.js";
-export { EVENT_TYPES, MAX_QUERY_CHARS } from "./core.js";
+export { EVENT_TYPES } from "./contract.js";
+export { MAX_QUERY_CHARS } from "./core.js";
 
 const open = (source, options) => LocalEngine.open(source, options);
 

@@ -17,6 +17,9 @@ const methods = {
   },
   info: () => engine.info,
   recommend: (events, options, profile) => engine.recommend(events, options, profile),
+  interest: (events) => engine.interest(events),
+  storedProfile: (values) => engine.storedProfile(values),
+  foldProfile: (old, session, decay) => engine.foldProfile(old, session, decay),
   similar: (itemId, options) => engine.similar(itemId, options),
   search: (query, options) => engine.search(query, options),
   simulateDeviceLoss: () => engine.simulateDeviceLoss(),
@@ -37,8 +40,9 @@ onmessage = async ({ data }) => {
       throw Object.assign(new Error("the worker has no bundle loaded"), { code: "NOT_LOADED" });
     }
     const value = await methods[method](...args);
-    // The interest vector's buffer moves to the page rather than being copied.
-    const transfer = value?.interest instanceof Float32Array ? [value.interest.buffer] : [];
+    // Vectors (an interest vector, a profile) move to the page rather than being copied.
+    const vector = value instanceof Float32Array ? value : value?.interest;
+    const transfer = vector instanceof Float32Array ? [vector.buffer] : [];
     postMessage({ id, ok: true, value }, transfer);
   } catch (e) {
     postMessage({ id, ok: false, error: errorToWire(e) });

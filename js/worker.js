@@ -5,7 +5,8 @@ import { defineRecommender } from "./core.js";
 import { ShelfwiseError, errorFromWire } from "./errors.js";
 
 export { ShelfwiseError } from "./errors.js";
-export { EVENT_TYPES, MAX_QUERY_CHARS } from "./core.js";
+export { EVENT_TYPES } from "./contract.js";
+export { MAX_QUERY_CHARS } from "./core.js";
 
 class WorkerEngine {
   #worker;
@@ -87,6 +88,18 @@ class WorkerEngine {
     // A copy of the profile travels by transfer; the page keeps its own.
     const vector = Float32Array.from(profile.vector);
     return this.#call("recommend", [events, options, { vector, weight: profile.weight }], [vector.buffer]);
+  }
+
+  interest(events) {
+    return this.#call("interest", [events]);
+  }
+
+  storedProfile(values) {
+    return this.#call("storedProfile", [values]);
+  }
+
+  foldProfile(old, session, decay) {
+    return this.#call("foldProfile", [old, session, decay]);
   }
 
   similar(itemId, options) {

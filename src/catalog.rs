@@ -78,7 +78,7 @@ pub struct ModelEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecommenderFiles {
-    /// Event types by token-type id; must equal `shelfwise::model::EVENT_TYPES`.
+    /// Event types by token-type id; must equal [`crate::events::MODEL_TYPES`].
     pub event_types: Vec<String>,
     /// The interest model.
     pub interest: ModelEntry,
@@ -173,7 +173,7 @@ impl Manifest {
                     s.file
                 ));
             }
-            if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !is_sha256_hex(&s.sha256) {
                 return bad(format!("shard `{}` has a malformed sha256", s.file));
             }
             if s.dtype != self.dtype {
@@ -187,10 +187,10 @@ impl Manifest {
         }
         if let Some(r) = &self.recommender {
             let types: Vec<&str> = r.event_types.iter().map(String::as_str).collect();
-            if types != crate::model::interest::EVENT_TYPES {
+            if types != crate::events::MODEL_TYPES {
                 return bad(format!(
                     "recommender.event_types is {types:?}, this version knows {:?}",
-                    crate::model::interest::EVENT_TYPES
+                    crate::events::MODEL_TYPES
                 ));
             }
             if let Some(e) = &r.encoder {
@@ -202,9 +202,47 @@ impl Manifest {
                 if !is_safe_relative_path(&f.file) {
                     return bad(format!("file `{}` is not a plain relative path", f.file));
                 }
+                if !is_sha256_hex(&f.sha256) {
+                    return bad(format!("file `{}` has a malformed sha256", f.file));
+                }
             }
         }
         Ok(())
+    }
+
+    /// The `recommender` section a bundle has (`BAD_MANIFEST` for a plain catalogue).
+    pub fn bundle(&self) -> Result<&RecommenderFiles> {
+        self.recommender.as_ref().ok_or_else(|| {
+            Error::Manifest(
+                "this manifest has no `recommender` section: it is a plain catalogue (load it with \
+                 ItemIndex)"
+                    .into(),
+            )
+        })
+    }
+
+    /// What loading a bundle reads, in order: the shards, the interest model, then the text encoder and its
+    /// tokenizer. Not `items.json`, which is display metadata for the page to fetch if it wants it.
+    /// `BAD_MANIFEST` for a plain catalogue.
+    pub fn bundle_files(&self) -> Result<Vec<FileEntry>> {
+        let r = self.bundle()?;
+        let mut out: Vec<FileEntry> = self
+            .shards
+            .iter()
+            .map(|s| FileEntry {
+                file: s.file.clone(),
+                sha256: s.sha256.clone(),
+                bytes: s.bytes,
+            })
+            .collect();
+        let items = r.items.as_ref().map(|f| f.file.as_str());
+        out.extend(
+            r.files()
+                .into_iter()
+                .filter(|f| Some(f.file.as_str()) != items)
+                .cloned(),
+        );
+        Ok(out)
     }
 
     /// Checks one file's size and SHA-256 against its entry.
@@ -240,6 +278,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     s
 }
 
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `p` names a file inside the bundle's folder: relative, no scheme, no `..` or `.` or empty
+/// segment, no backslash, and no `%`, `?` or `#` that a URL would read differently.
 fn is_safe_relative_path(p: &str) -> bool {
     !p.is_empty()
         && !p.starts_with('/')
@@ -524,4 +568,148 @@ fn hash_id(id: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_paths_stay_in_the_bundle_folder() {
+        for ok in [
+            "shard-000.safetensors",
+            "interest/config.json",
+            "encoder/tokenizer.json",
+            "a-b_c.d/e",
+        ] {
+            assert!(is_safe_relative_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a/..",
+            "./a",
+            "a//b",
+            "a/",
+            "a\\b",
+            "..\\x",
+            "https://example.com/x",
+            "file:x",
+            "//example.com/x",
+            "%2e%2e/x",
+            "a?b",
+            "a#b",
+        ] {
+            assert!(!is_safe_relative_path(bad), "{bad}");
+        }
+    }
+
+    fn bundle_manifest() -> Manifest {
+        let entry = |file: &str| FileEntry::of(file, file.as_bytes());
+        Manifest {
+            format: MANIFEST_FORMAT.into(),
+            version: crate::shard::FORMAT_VERSION,
+            model_id: "m".into(),
+            dim: 4,
+            dtype: Dtype::F32,
+            normalized: false,
+            item_count: 3,
+            categories: vec![],
+            shards: vec![ShardEntry {
+                file: "shard-000.safetensors".into(),
+                sha256: sha256_hex(b"s"),
+                bytes: 1,
+                items: 3,
+                dtype: Dtype::F32,
+            }],
+            recommender: Some(RecommenderFiles {
+                event_types: crate::events::MODEL_TYPES.map(String::from).to_vec(),
+                interest: ModelEntry {
+                    config: entry("interest/config.json"),
+                    weights: entry("interest/model.safetensors"),
+                    tokenizer: None,
+                },
+                encoder: Some(ModelEntry {
+                    config: entry("encoder/config.json"),
+                    weights: entry("encoder/model.safetensors"),
+                    tokenizer: Some(entry("encoder/tokenizer.json")),
+                }),
+                items: Some(entry("items.json")),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_bundle_lists_what_loading_reads() {
+        let m = bundle_manifest();
+        m.validate().unwrap();
+        let files: Vec<String> = m
+            .bundle_files()
+            .unwrap()
+            .into_iter()
+            .map(|f| f.file)
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "shard-000.safetensors",
+                "interest/config.json",
+                "interest/model.safetensors",
+                "encoder/config.json",
+                "encoder/model.safetensors",
+                "encoder/tokenizer.json"
+            ]
+        );
+        let plain = Manifest {
+            recommender: None,
+            ..m
+        };
+        assert_eq!(plain.bundle_files().unwrap_err().code(), "BAD_MANIFEST");
+    }
+
+    #[test]
+    fn every_bundle_file_is_checked() {
+        type Edit = fn(&mut RecommenderFiles);
+        let edits: [(&str, Edit); 5] = [
+            ("escaping path", |r| {
+                r.interest.config.file = "../config.json".into()
+            }),
+            ("absolute path", |r| {
+                r.interest.weights.file = "/model.safetensors".into()
+            }),
+            ("URL", |r| {
+                r.encoder.as_mut().unwrap().config.file = "https://x.test/config.json".into()
+            }),
+            ("backslash", |r| {
+                r.items.as_mut().unwrap().file = "a\\items.json".into()
+            }),
+            ("malformed sha256", |r| {
+                r.encoder
+                    .as_mut()
+                    .unwrap()
+                    .tokenizer
+                    .as_mut()
+                    .unwrap()
+                    .sha256 = "abc".into()
+            }),
+        ];
+        for (what, edit) in edits {
+            let mut m = bundle_manifest();
+            edit(m.recommender.as_mut().unwrap());
+            let e = m.validate().unwrap_err();
+            assert_eq!(
+                (e.code(), e.file()),
+                ("BAD_MANIFEST", Some("manifest.json")),
+                "{what}"
+            );
+            let json = serde_json::to_vec(&m).unwrap();
+            assert_eq!(
+                Manifest::from_json(&json).unwrap_err().code(),
+                "BAD_MANIFEST",
+                "{what}"
+            );
+        }
+    }
 }

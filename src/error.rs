@@ -2,6 +2,58 @@
 //!
 //! Every variant maps to a stable, machine-readable [`Error::code`]. The JS shell turns an [`Error`] into a
 //! JS `Error` whose `code` property carries that string, so storefront code can branch on it.
+//! [`ERROR_CODES`] lists every code the API can raise, the JS API's own included; the JS and TypeScript
+//! lists are generated from it (`tests/contract.rs`).
+
+/// One error code and what it means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorCode {
+    pub code: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn code(code: &'static str, meaning: &'static str) -> ErrorCode {
+    ErrorCode { code, meaning }
+}
+
+/// Every code the API can raise: those of [`Error::code`], and those only the JS API (`js/`) raises.
+#[rustfmt::skip]
+pub const ERROR_CODES: &[ErrorCode] = &[
+    code("INVALID_ARGUMENT",   "an argument or option is missing, of the wrong type or out of range"),
+    code("INVALID_EVENT",      "`track` got a malformed event (JS API)"),
+    code("UNKNOWN_EVENT_TYPE", "`track` got an event type it does not take (JS API)"),
+    code("QUERY_TOO_LONG",     "a search query is longer than the JS API takes"),
+    code("INVALID_QUERY",      "an empty query, or a query vector with NaN, infinity or the wrong length"),
+    code("UNKNOWN_ITEM",       "an item id the catalogue does not have, where one is required"),
+    code("UNKNOWN_CATEGORY",   "a filter or boost names a category the catalogue does not have"),
+    code("MISSING_ATTRIBUTE",  "a filter needs a per-item attribute that a shard does not have"),
+    code("NOT_LOADED",         "a call before loading finished, or on something whose load failed"),
+    code("DISPOSED",           "a call after `dispose()`"),
+    code("BAD_MANIFEST",       "`manifest.json` is malformed, inconsistent, or not the bundle needed"),
+    code("MISSING_FILE",       "the server (or `files`) has no such bundle file (JS API)"),
+    code("DOWNLOAD_FAILED",    "a bundle file's download failed twice or was cut short (JS API)"),
+    code("FETCH_FAILED",       "the wasm module could not fetch a URL"),
+    code("INTEGRITY",          "a file's size or SHA-256 does not match the manifest"),
+    code("CORRUPT_SHARD",      "a shard is not a valid safetensors file"),
+    code("MISSING_TENSOR",     "a shard lacks a tensor the format requires"),
+    code("SHAPE_MISMATCH",     "a shard's tensor has the wrong shape"),
+    code("DTYPE_MISMATCH",     "a shard's tensor has the wrong element type"),
+    code("INVALID_TENSOR",     "a shard's tensor holds values the format forbids (NaN, bad offsets, ...)"),
+    code("BAD_METADATA",       "a shard's metadata lacks a key or has a bad value"),
+    code("DIM_MISMATCH",       "shards, models, a query or a profile disagree on the vector width"),
+    code("SHARD_MISMATCH",     "a catalogue's shards disagree on element type, normalisation or model"),
+    code("DUPLICATE_ID",       "an item id appears twice in the catalogue"),
+    code("EMPTY_INDEX",        "the catalogue has no items"),
+    code("BAD_TOKENIZER",      "`tokenizer.json` is invalid, or tokenizing a text failed"),
+    code("BAD_CONFIG",         "a model's `config.json` is malformed or describes an unsupported model"),
+    code("BAD_WEIGHTS",        "a model's weights do not match its config"),
+    code("INVALID_INPUT",      "inputs a model cannot take (ids past its vocabulary, too long a batch)"),
+    code("GPU_UNAVAILABLE",    "WebGPU (Vulkan natively) has no adapter or no device"),
+    code("GPU_ERROR",          "the GPU failed while loading or running a kernel"),
+    code("WASM_INIT_FAILED",   "the wasm module did not start (JS API)"),
+    code("WORKER_FAILED",      "the `shelfwise/worker` worker failed or could not start (JS API)"),
+    code("INTERNAL",           "anything else, which is a bug (JS API)"),
+];
 
 /// Everything that can go wrong in shelfwise.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +237,30 @@ impl Error {
         }
     }
 
+    /// The file the error is about: a shard, a model file or `manifest.json`.
+    pub fn file(&self) -> Option<&str> {
+        match self {
+            Error::CorruptShard { shard, .. }
+            | Error::MissingTensor { shard, .. }
+            | Error::TensorShape { shard, .. }
+            | Error::TensorDtype { shard, .. }
+            | Error::InvalidTensor { shard, .. }
+            | Error::Metadata { shard, .. }
+            | Error::ShardMismatch { shard, .. } => Some(shard),
+            Error::Integrity { file, .. } | Error::Weights { file, .. } => Some(file),
+            Error::Manifest(_) => Some("manifest.json"),
+            _ => None,
+        }
+    }
+
+    /// The argument or option the error is about.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::InvalidArgument { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
     pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             name,
@@ -195,3 +271,172 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of each variant. The `match` has no wildcard, so a new variant fails to compile here until
+    /// it is added (and its code is checked below).
+    fn one_of_each() -> Vec<Error> {
+        let s = || String::from("x");
+        let all = vec![
+            Error::CorruptShard {
+                shard: s(),
+                reason: s(),
+            },
+            Error::MissingTensor {
+                shard: s(),
+                tensor: "t",
+            },
+            Error::TensorShape {
+                shard: s(),
+                tensor: "t",
+                expected: s(),
+                found: vec![1],
+            },
+            Error::TensorDtype {
+                shard: s(),
+                tensor: "t",
+                expected: "F32",
+                found: s(),
+            },
+            Error::InvalidTensor {
+                shard: s(),
+                tensor: "t",
+                index: 0,
+                reason: s(),
+            },
+            Error::Metadata {
+                shard: s(),
+                key: "k",
+                reason: s(),
+            },
+            Error::Manifest(s()),
+            Error::Integrity {
+                file: s(),
+                what: "size",
+                expected: s(),
+                found: s(),
+            },
+            Error::Dimension {
+                context: s(),
+                expected: 1,
+                found: 2,
+            },
+            Error::ShardMismatch {
+                shard: s(),
+                reason: s(),
+            },
+            Error::DuplicateId(s()),
+            Error::EmptyIndex,
+            Error::InvalidQuery(s()),
+            Error::UnknownItem(s()),
+            Error::InvalidArgument {
+                name: "k",
+                reason: s(),
+            },
+            Error::UnknownCategory { id: 1, count: 1 },
+            Error::MissingAttribute {
+                filter: "f",
+                attribute: "price",
+                shard: s(),
+            },
+            Error::GpuUnavailable(s()),
+            Error::Gpu(s()),
+            Error::NotLoaded,
+            Error::Disposed,
+            Error::Tokenizer(s()),
+            Error::Config(s()),
+            Error::Weights {
+                file: s(),
+                tensor: s(),
+                problem: s(),
+            },
+            Error::ModelInput(s()),
+            Error::Fetch {
+                url: s(),
+                reason: s(),
+            },
+        ];
+        for e in &all {
+            match e {
+                Error::CorruptShard { .. }
+                | Error::MissingTensor { .. }
+                | Error::TensorShape { .. }
+                | Error::TensorDtype { .. }
+                | Error::InvalidTensor { .. }
+                | Error::Metadata { .. }
+                | Error::Manifest(_)
+                | Error::Integrity { .. }
+                | Error::Dimension { .. }
+                | Error::ShardMismatch { .. }
+                | Error::DuplicateId(_)
+                | Error::EmptyIndex
+                | Error::InvalidQuery(_)
+                | Error::UnknownItem(_)
+                | Error::InvalidArgument { .. }
+                | Error::UnknownCategory { .. }
+                | Error::MissingAttribute { .. }
+                | Error::GpuUnavailable(_)
+                | Error::Gpu(_)
+                | Error::NotLoaded
+                | Error::Disposed
+                | Error::Tokenizer(_)
+                | Error::Config(_)
+                | Error::Weights { .. }
+                | Error::ModelInput(_)
+                | Error::Fetch { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_code_is_listed() {
+        for e in one_of_each() {
+            assert!(
+                ERROR_CODES.iter().any(|c| c.code == e.code()),
+                "{e:?} has code {}, which ERROR_CODES does not list",
+                e.code()
+            );
+        }
+    }
+
+    #[test]
+    fn the_list_is_well_formed() {
+        for (i, c) in ERROR_CODES.iter().enumerate() {
+            assert!(
+                !c.code.is_empty() && c.code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                "{}",
+                c.code
+            );
+            assert!(
+                !c.meaning.is_empty() && !c.meaning.contains('\n'),
+                "{}",
+                c.code
+            );
+            assert!(
+                ERROR_CODES[i + 1..].iter().all(|d| d.code != c.code),
+                "{} is listed twice",
+                c.code
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_their_file_and_field() {
+        let e = Error::Manifest("bad".into());
+        assert_eq!(e.file(), Some("manifest.json"));
+        let e = Error::Integrity {
+            file: "shard-000.safetensors".into(),
+            what: "size",
+            expected: "1".into(),
+            found: "2".into(),
+        };
+        assert_eq!(e.file(), Some("shard-000.safetensors"));
+        assert_eq!(e.field(), None);
+        let e = Error::invalid("k", "must be positive");
+        assert_eq!((e.field(), e.file()), (Some("k"), None));
+    }
+}

@@ -649,12 +649,31 @@ async fn bundle_in_the_browser_ranks_as_the_trainer() {
             exclude.push(&id.as_str().unwrap().into());
         }
         let out = JsFuture::from(rec.recommend(
-            events.into(),
+            events.clone().into(),
             opts(&[("k", 10.into()), ("exclude", exclude.into())]),
             JsValue::UNDEFINED,
         ))
         .await
         .unwrap_or_else(|e| panic!("case {n}: {}", js_message(&e)));
+        if n < 3 {
+            // `interest` gives the interest vector `recommend` ranked with.
+            let alone = JsFuture::from(rec.interest(events.into()))
+                .await
+                .unwrap_or_else(|e| panic!("case {n}: {}", js_message(&e)));
+            let (alone, with) = (
+                alone.unchecked_into::<Float32Array>().to_vec(),
+                field(&out, "interest")
+                    .unchecked_into::<Float32Array>()
+                    .to_vec(),
+            );
+            assert_eq!(alone.len(), with.len(), "case {n}");
+            let worst = alone
+                .iter()
+                .zip(&with)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst <= 1e-5, "case {n}: interest differs by {worst}");
+        }
         let items = js_sys::Array::from(&Reflect::get(&out, &"items".into()).unwrap());
         let top = c["top"].as_array().unwrap();
         assert_eq!(items.length() as usize, top.len(), "case {n}");
@@ -714,7 +733,19 @@ async fn bundle_in_the_browser_ranks_as_the_trainer() {
             Some(code),
             "{what}"
         );
+        assert_eq!(
+            field(&e, "field").as_string().as_deref(),
+            Some("events"),
+            "{what}"
+        );
     }
+    let none = JsFuture::from(rec.interest(js_sys::Array::new().into()))
+        .await
+        .unwrap();
+    assert!(
+        none.is_undefined(),
+        "an empty session has no interest vector"
+    );
     rec.dispose();
     let e = JsFuture::from(bad(js_sys::Array::new().into()))
         .await
@@ -726,4 +757,72 @@ async fn bundle_in_the_browser_ranks_as_the_trainer() {
             .as_deref(),
         Some("DISPOSED")
     );
+}
+
+/// The storefront API's JS reads the manifest and does the profile's maths through these exports.
+#[wasm_bindgen_test]
+async fn bundle_manifests_and_profiles_are_read_by_the_wasm_module() {
+    use shelfwise::wasm::{bundle_files, fold_profile, stored_profile};
+    let manifest = fetch_json(&format!("{}/golden/bundle/manifest.json", assets())).await;
+    let plan = bundle_files(&serde_json::to_vec(&manifest).unwrap())
+        .unwrap_or_else(|e| panic!("{}", js_message(&e)));
+    let files: Vec<String> = js_sys::Array::from(&field(&plan, "files"))
+        .iter()
+        .map(|f| field(&f, "file").as_string().unwrap())
+        .collect();
+    let shards = manifest["shards"].as_array().unwrap();
+    assert_eq!(files[0], shards[0]["file"].as_str().unwrap());
+    assert_eq!(
+        files.len(),
+        shards.len() + 5,
+        "shards, interest model, encoder and tokenizer: {files:?}"
+    );
+    assert!(
+        !files.iter().any(|f| f.ends_with("items.json")),
+        "{files:?}"
+    );
+    assert_eq!(
+        field(&plan, "modelId").as_string().as_deref(),
+        manifest["model_id"].as_str()
+    );
+    for (what, bytes) in [
+        ("not JSON", b"{ not json".to_vec()),
+        ("a plain catalogue", {
+            let mut m = manifest.clone();
+            m.as_object_mut().unwrap().remove("recommender");
+            serde_json::to_vec(&m).unwrap()
+        }),
+        ("a path outside the folder", {
+            let mut m = manifest.clone();
+            m["recommender"]["interest"]["config"]["file"] = "../config.json".into();
+            serde_json::to_vec(&m).unwrap()
+        }),
+    ] {
+        let e = bundle_files(&bytes).expect_err(what);
+        assert_eq!(code(&e), "BAD_MANIFEST", "{what}");
+        assert_eq!(
+            field(&e, "file").as_string().as_deref(),
+            Some("manifest.json"),
+            "{what}"
+        );
+    }
+    let folded = fold_profile(Some(vec![1.0, 0.0]), vec![0.0, 1.0], 0.75).unwrap();
+    assert_eq!(folded.to_vec(), [0.75, 0.25]);
+    assert_eq!(
+        fold_profile(None, vec![0.5, 0.5], 0.7).unwrap().to_vec(),
+        [0.5, 0.5]
+    );
+    assert_eq!(
+        code(&fold_profile(None, vec![1.0], 2.0).unwrap_err()),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        stored_profile(vec![0.5, -1.0], 2).map(|v| v.to_vec()),
+        Some(vec![0.5, -1.0])
+    );
+    assert!(
+        stored_profile(vec![1e39, 0.0], 2).is_none(),
+        "1e39 is infinite as an f32"
+    );
+    assert!(stored_profile(vec![0.5], 2).is_none(), "another width");
 }

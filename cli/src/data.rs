@@ -16,6 +16,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use shelfwise::events::{self, EventType, Subject};
 
 /// One catalogue item.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,33 +40,50 @@ pub struct Item {
     pub text: Option<String>,
 }
 
-/// What the shopper did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    View,
-    Click,
-    AddToCart,
-    Purchase,
-    /// A typed query: the event has `query` instead of `item`.
-    Search,
-    /// A rating, with `value`.
-    Rate,
-    Favorite,
-}
+/// What the shopper did: one of the event types the interest model reads (`shelfwise::events`), by its
+/// name in `events.jsonl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventKind(&'static EventType);
 
 impl EventKind {
-    /// The name in events.jsonl (and in `shelfwise::model::EVENT_TYPES`).
+    /// The type named `name`, when the model reads it.
+    pub fn named(name: &str) -> Option<EventKind> {
+        events::get(name)
+            .filter(|t| t.model_type.is_some())
+            .map(EventKind)
+    }
+
+    /// The name in events.jsonl (and in `shelfwise::events::MODEL_TYPES`).
     pub fn name(self) -> &'static str {
-        match self {
-            EventKind::View => "view",
-            EventKind::Click => "click",
-            EventKind::AddToCart => "add_to_cart",
-            EventKind::Purchase => "purchase",
-            EventKind::Search => "search",
-            EventKind::Rate => "rate",
-            EventKind::Favorite => "favorite",
-        }
+        self.0.name
+    }
+
+    /// The model's token-type id.
+    pub fn model_type(self) -> u32 {
+        self.0.model_type.unwrap_or_default()
+    }
+
+    /// A typed query (the event has `query` instead of `item`).
+    pub fn is_search(self) -> bool {
+        self.0.subject == Subject::Query
+    }
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        EventKind::named(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown event type `{name}`, expected one of {}",
+                events::MODEL_TYPES.join(", ")
+            ))
+        })
     }
 }
 
@@ -158,13 +176,19 @@ impl Event {
         if self.value.is_some_and(|v| !v.is_finite()) {
             bail!("value must be a finite number");
         }
-        match (self.kind, &self.item, &self.query) {
-            (EventKind::Search, None, Some(q)) if !q.trim().is_empty() => Ok(()),
-            (EventKind::Search, _, _) => {
-                bail!("a search event needs a non-empty `query` and no `item`")
+        match (self.kind.is_search(), &self.item, &self.query) {
+            (true, None, Some(q)) if !q.trim().is_empty() => Ok(()),
+            (true, _, _) => {
+                bail!(
+                    "a {} event needs a non-empty `query` and no `item`",
+                    self.kind.name()
+                )
             }
-            (_, Some(i), None) if !i.is_empty() => Ok(()),
-            _ => bail!("a {:?} event needs an `item` and no `query`", self.kind),
+            (false, Some(i), None) if !i.is_empty() => Ok(()),
+            _ => bail!(
+                "a {} event needs an `item` and no `query`",
+                self.kind.name()
+            ),
         }
     }
 }
@@ -364,7 +388,7 @@ pub fn convert_ml100k(source: &Path, out: &Path) -> Result<(usize, usize)> {
         };
         events.push(Event {
             session: r[0].clone(),
-            kind: EventKind::Rate,
+            kind: EventKind::named("rate").context("the model reads ratings")?,
             ts: num(&r[3], "timestamp")?,
             item: Some(r[1].clone()),
             query: None,

@@ -16,8 +16,9 @@ use std::collections::HashMap;
 
 use crate::data::{Dataset, Event};
 
-/// One event of a session: its item as a catalogue row (`None` for a search), its type (an index into
-/// `shelfwise::model::EVENT_TYPES`) and, for a search, its query (an index into [`Split::queries`]).
+/// One event of a session: its item as a catalogue row (`None` for a search), its type (the model's
+/// token-type id, `shelfwise::events::MODEL_TYPES`) and, for a search, its query (an index into
+/// [`Split::queries`]).
 #[derive(Clone, Debug)]
 pub struct SeqEvent {
     pub item: Option<u32>,
@@ -78,7 +79,7 @@ impl Split {
                 .iter()
                 .map(|e| SeqEvent {
                     item: e.item.as_ref().and_then(|i| row.get(i.as_str()).copied()),
-                    kind: shelfwise::model::interest::event_type(e.kind.name()).unwrap_or(0),
+                    kind: e.kind.model_type(),
                     query: e.query.as_deref().map(|q| {
                         *query_ids.entry(q).or_insert_with(|| {
                             queries.push(q.to_string());

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use shelfwise::catalog::{sha256_hex, FileEntry, ModelEntry, RecommenderFiles, MANIFEST_FORMAT};
-use shelfwise::model::interest::{EVENT_TYPES, QUERY_PROJECTION};
+use shelfwise::events::MODEL_TYPES;
+use shelfwise::model::interest::QUERY_PROJECTION;
 use shelfwise::{Attributes, Dtype, Manifest, ShardEntry, ShardSpec};
 
 use crate::data::{self, Item};
@@ -233,7 +234,7 @@ pub fn export(a: &ExportArgs) -> Result<Manifest> {
         categories: order,
         shards,
         recommender: Some(RecommenderFiles {
-            event_types: EVENT_TYPES.iter().map(|s| s.to_string()).collect(),
+            event_types: MODEL_TYPES.map(String::from).to_vec(),
             interest,
             encoder,
             items: Some(items_entry),

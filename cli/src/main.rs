@@ -782,7 +782,9 @@ fn recommend_cmd(
     let session: Vec<SessionEvent> = events
         .iter()
         .map(|e| match e.split_once(':') {
-            Some(("search", q)) => Ok(SessionEvent::Search { query: q.into() }),
+            Some((kind, q)) if kind == shelfwise::events::SEARCH.name => {
+                Ok(SessionEvent::Search { query: q.into() })
+            }
             Some((kind, id)) => Ok(SessionEvent::Item {
                 kind: kind.into(),
                 id: id.into(),

@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use shelfwise::model::interest::{EVENT_TYPES, QUERY_PROJECTION, SEARCH};
+use shelfwise::events::{MODEL_TYPES, MODEL_TYPE_COUNT, SEARCH_TOKEN};
+use shelfwise::model::interest::QUERY_PROJECTION;
 use shelfwise::model::{BertWeights, ModelConfig};
 use shelfwise::rng::Rng;
 
@@ -151,7 +152,7 @@ pub fn engine_config(c: &TrainConfig) -> Result<ModelConfig> {
         "intermediate_size": 4 * c.dim,
         "hidden_act": "gelu",
         "max_position_embeddings": c.max_len,
-        "type_vocab_size": EVENT_TYPES.len(),
+        "type_vocab_size": MODEL_TYPE_COUNT,
         "layer_norm_eps": 1e-12,
         "shelfwise": {"pre_ln": true, "causal": true, "pooling": "last", "normalize": false,
                       "external_inputs": true}
@@ -260,7 +261,7 @@ pub struct Model {
     /// `[items, 1]`: 1 for items that occur in training data. Others have no id vector.
     seen: Tensor,
     /// Training events per type (token types the data lacks are filled in at export).
-    kind_counts: [usize; EVENT_TYPES.len()],
+    kind_counts: [usize; MODEL_TYPE_COUNT],
 }
 
 impl Model {
@@ -330,7 +331,7 @@ impl Model {
             .map(|(i, (n, _))| (n.clone(), i))
             .collect();
         let mut seen = vec![0.0f32; split.items];
-        let mut kind_counts = [0; EVENT_TYPES.len()];
+        let mut kind_counts = [0; MODEL_TYPE_COUNT];
         for seq in split.train() {
             for e in seq {
                 if let Some(i) = e.item {
@@ -499,13 +500,14 @@ impl Model {
         }))?;
         let mut w = BertWeights::from_safetensors("interest", &bytes, &self.cfg)?;
         let d = self.cfg.hidden_size;
-        let common = (0..EVENT_TYPES.len())
-            .filter(|&k| k as u32 != SEARCH)
+        let common = (0..MODEL_TYPE_COUNT)
+            .filter(|&k| k as u32 != SEARCH_TOKEN)
             .max_by_key(|&k| (self.kind_counts[k], std::cmp::Reverse(k)))
             .unwrap_or(0);
         let row = w.token_type[common * d..(common + 1) * d].to_vec();
-        for k in 0..EVENT_TYPES.len() {
-            let trained = self.kind_counts[k] > 0 || (k as u32 == SEARCH && self.text.is_some());
+        for k in 0..MODEL_TYPE_COUNT {
+            let trained =
+                self.kind_counts[k] > 0 || (k as u32 == SEARCH_TOKEN && self.text.is_some());
             if !trained {
                 w.token_type[k * d..(k + 1) * d].copy_from_slice(&row);
             }
@@ -971,7 +973,7 @@ pub fn parity_cases(
                     (None, Some(q)) => split.queries[q as usize].clone(),
                     _ => String::new(),
                 };
-                serde_json::json!([EVENT_TYPES[e.kind as usize], what])
+                serde_json::json!([MODEL_TYPES[e.kind as usize], what])
             })
             .collect();
         let recent = &events[events.len().saturating_sub(max_len)..];
@@ -1048,7 +1050,7 @@ pub fn train(
                     match query {
                         Some(q) => {
                             ids.push(items as u32 + q);
-                            types.push(SEARCH);
+                            types.push(SEARCH_TOKEN);
                         }
                         None => {
                             ids.push(s.row);
@@ -1163,11 +1165,7 @@ mod tests {
                 let search = t == 2 && s % 2 == 0;
                 events.push(Event {
                     session: format!("s{s}"),
-                    kind: if search {
-                        EventKind::Search
-                    } else {
-                        EventKind::View
-                    },
+                    kind: EventKind::named(if search { "search" } else { "view" }).unwrap(),
                     ts: t as f64,
                     item: (!search).then(|| format!("i{}", rng.below(40))),
                     query: search.then(|| format!("query {s}")),
@@ -1224,7 +1222,7 @@ mod tests {
                     Step { row: 2, kind: 0 },
                     Step {
                         row: q,
-                        kind: SEARCH,
+                        kind: SEARCH_TOKEN,
                     },
                 ]);
             }

@@ -7,8 +7,8 @@
 //! - a search event's input is the query's text vector (from the bundle's text encoder) times
 //!   `query_projection.weight` (`[hidden, text_dim]`), which maps text space into item space;
 //!
-//! plus a learned embedding for the event's type ([`EVENT_TYPES`], the token-type table) and one for its
-//! position.
+//! plus a learned embedding for the event's type (its token-type id, [`crate::events::MODEL_TYPES`]) and one
+//! for its position.
 //!
 //! [`EngineOptions::external_inputs`]: super::EngineOptions::external_inputs
 
@@ -17,29 +17,8 @@ use safetensors::SafeTensors;
 use super::weights::LinearWeights;
 use super::{Bert, BertWeights, ModelConfig, NnBackend, Pooling};
 use crate::error::{Error, Result};
+use crate::events::MODEL_TYPE_COUNT;
 use crate::tokenize::Batch;
-
-/// Event types by token-type id. The interest model's `type_vocab_size` is this list's length.
-pub const EVENT_TYPES: [&str; 7] = [
-    "view",
-    "click",
-    "add_to_cart",
-    "purchase",
-    "favorite",
-    "rate",
-    "search",
-];
-
-/// The token-type id of an event type name.
-pub fn event_type(name: &str) -> Option<u32> {
-    EVENT_TYPES
-        .iter()
-        .position(|&t| t == name)
-        .map(|i| i as u32)
-}
-
-/// The type id of a search event.
-pub const SEARCH: u32 = 6;
 
 /// What one event puts into the model.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +33,7 @@ pub enum StepInput {
 /// One event of a session.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
-    /// An index into [`EVENT_TYPES`].
+    /// The event's token-type id ([`crate::events::EventType::model_type`]).
     pub kind: u32,
     pub input: StepInput,
 }
@@ -82,10 +61,9 @@ impl<B: NnBackend> InterestModel<B> {
                     .into(),
             ));
         }
-        if cfg.type_vocab_size != EVENT_TYPES.len() {
+        if cfg.type_vocab_size != MODEL_TYPE_COUNT {
             return Err(Error::Config(format!(
-                "an interest model has {} event types (type_vocab_size), not {}",
-                EVENT_TYPES.len(),
+                "an interest model has {MODEL_TYPE_COUNT} event types (type_vocab_size), not {}",
                 cfg.type_vocab_size
             )));
         }
@@ -241,11 +219,10 @@ impl<B: NnBackend> InterestModel<B> {
         for s in sessions {
             let recent = &s[recent(s)..];
             for step in recent {
-                if step.kind as usize >= EVENT_TYPES.len() {
+                if step.kind as usize >= MODEL_TYPE_COUNT {
                     return Err(Error::ModelInput(format!(
-                        "event type id {} is not one of the {} types",
-                        step.kind,
-                        EVENT_TYPES.len()
+                        "event type id {} is not one of the {MODEL_TYPE_COUNT} types",
+                        step.kind
                     )));
                 }
                 batch.ids.push((table.len() / h) as u32);

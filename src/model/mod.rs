@@ -12,7 +12,7 @@ pub mod weights;
 
 pub use bert::Bert;
 pub use config::{EngineOptions, ModelConfig, Pooling};
-pub use interest::{InterestModel, Step, StepInput, EVENT_TYPES};
+pub use interest::{InterestModel, Step, StepInput};
 pub use text::{EncoderFiles, ModelFiles, TextEncoder};
 pub use weights::BertWeights;
 

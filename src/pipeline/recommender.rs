@@ -19,11 +19,13 @@ use crate::backend::{open_gpu, OnBackend};
 use crate::catalog::{Catalog, FileEntry, Manifest, RecommenderFiles};
 use crate::device::{DeviceChoice, Workload};
 use crate::error::{Error, Result};
-use crate::model::interest::{event_type, SEARCH};
+use crate::events::{self, Subject, SEARCH_TOKEN};
 use crate::model::{
     EncoderFiles, InterestModel, ModelConfig, ModelFiles, NnBackend, Step, StepInput, TextEncoder,
 };
 use crate::on_backend;
+use crate::profile;
+pub use crate::profile::Profile;
 use crate::rank::{Backend, SearchOptions, SearchResult};
 
 /// A query's text vector (the encoder's output) projected into item space: what a search feeds the
@@ -97,7 +99,8 @@ fn model_work(cfg: &ModelConfig) -> usize {
 /// One event of a session, as the shopper made it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SessionEvent {
-    /// An item event: `kind` is one of [`crate::model::EVENT_TYPES`] other than `search`.
+    /// An item event: `kind` names an [`events::EventType`] that the model reads and whose subject is an
+    /// item.
     Item { kind: String, id: String },
     /// A typed query.
     Search { query: String },
@@ -118,6 +121,21 @@ pub enum Reason {
     Popular,
 }
 
+impl Reason {
+    /// The `kind` the API reports: for an event, its type's [`events::EventType::reason`] (`viewed`,
+    /// `searched`, ...); else `similar`, `profile` or `popular`.
+    pub fn kind(&self) -> &str {
+        match self {
+            // Item reasons come from types the model reads, which all have a reason kind.
+            Reason::Item { kind, .. } => events::get(kind).and_then(|t| t.reason).unwrap_or(kind),
+            Reason::Query { .. } => events::SEARCH_REASON,
+            Reason::Similar { .. } => "similar",
+            Reason::Profile => "profile",
+            Reason::Popular => "popular",
+        }
+    }
+}
+
 /// What one call did, in milliseconds: encoding new search queries (tokenizer and text encoder), the
 /// interest model, and ranking with filters and MMR. When the interest model and ranking both run on the
 /// GPU, they go in one submission: `model_ms` then covers both, and `rank_ms` the selection and reasons.
@@ -136,14 +154,6 @@ pub struct Recommendations {
     /// The session's interest vector (before any profile blend); `None` when no event could be used.
     pub interest: Option<Vec<f32>>,
     pub timings: StageTimings,
-}
-
-/// A long-term interest vector (for example a decayed average of past sessions' interest vectors) and the
-/// share it takes of the ranking vector, in `[0, 1]`.
-#[derive(Clone, Copy, Debug)]
-pub struct Profile<'a> {
-    pub vector: &'a [f32],
-    pub weight: f32,
 }
 
 /// One recommended item.
@@ -184,11 +194,7 @@ impl Recommender {
         device: DeviceChoice,
     ) -> Result<Recommender> {
         let m = Manifest::from_json(manifest)?;
-        let files = m.recommender.clone().ok_or_else(|| {
-            Error::Manifest(
-                "this manifest has no `recommender` section: it is a plain catalogue".into(),
-            )
-        })?;
+        let files = m.bundle()?.clone();
         let shard_bytes = m
             .shards
             .iter()
@@ -380,9 +386,15 @@ impl Recommender {
         for e in events {
             match e {
                 SessionEvent::Item { kind, id } => {
-                    let k = event_type(kind).filter(|&k| k != SEARCH).ok_or_else(|| {
-                        Error::invalid("event type", format!("`{kind}` is not an item event type"))
-                    })?;
+                    let k = events::get(kind)
+                        .filter(|t| t.subject == Subject::Item)
+                        .and_then(|t| t.model_type)
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                "event type",
+                                format!("`{kind}` is not an item event type the model reads"),
+                            )
+                        })?;
                     let Some(row) = self.index.catalog().row_of(id) else {
                         continue;
                     };
@@ -408,7 +420,7 @@ impl Recommender {
                     })?;
                     // Already in item space: the model does not project it again.
                     steps.push(Step {
-                        kind: SEARCH,
+                        kind: SEARCH_TOKEN,
                         input: StepInput::Item(projected.clone()),
                     });
                     sources.push((
@@ -449,19 +461,7 @@ impl Recommender {
     ) -> Result<Recommendations> {
         let t0 = Instant::now();
         if let Some(p) = &profile {
-            if p.vector.len() != self.dim() {
-                return Err(Error::Dimension {
-                    context: "the profile vector".into(),
-                    expected: self.dim(),
-                    found: p.vector.len(),
-                });
-            }
-            if !(0.0..=1.0).contains(&p.weight) || p.vector.iter().any(|x| !x.is_finite()) {
-                return Err(Error::invalid(
-                    "profile",
-                    "the weight must be in [0, 1] and the vector finite",
-                ));
-            }
+            p.check(self.dim())?;
         }
         let (steps, mut sources, tokenize_ms) = self.steps(events).await?;
         let t1 = Instant::now();
@@ -480,20 +480,10 @@ impl Recommender {
         };
         let model_ms = elapsed_ms(t1);
         let t2 = Instant::now();
-        let query = match (&interest, &profile) {
-            (Some(v), Some(p)) if p.weight > 0.0 => Some(
-                v.iter()
-                    .zip(p.vector)
-                    .map(|(a, b)| (1.0 - p.weight) * a + p.weight * b)
-                    .collect(),
-            ),
-            (Some(v), _) => Some(v.clone()),
-            (None, Some(p)) if p.weight > 0.0 => {
-                sources.push((Reason::Profile, p.vector.to_vec()));
-                Some(p.vector.to_vec())
-            }
-            (None, _) => None,
-        };
+        let query = profile::blend(interest.as_deref(), profile);
+        if let (None, Some(q)) = (&interest, &query) {
+            sources.push((Reason::Profile, q.clone()));
+        }
         let items = match query {
             Some(q) => {
                 let r = match ranked.take() {

@@ -20,15 +20,20 @@ use crate::shard::Shard;
 mod embedder;
 pub use embedder::Embedder;
 mod recommender;
-pub use recommender::BundleRecommender;
+pub use recommender::{bundle_files, fold_profile, stored_profile, BundleRecommender};
 
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
 }
 
+// The lists (error codes, event types, reason kinds) come from the Rust crate through the generated
+// contract.d.ts (tests/contract.rs), which the npm package ships beside this module.
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
+import type { ErrorCode } from "./contract.js";
+export type { ErrorCode } from "./contract.js";
+
 /** Where the index comes from: a manifest URL, one shard file's bytes, or a manifest with its files. */
 export type CatalogSource =
   | string
@@ -93,12 +98,11 @@ export interface SearchResult {
 /** Every error shelfwise throws or rejects with. `code` is stable: branch on it. */
 export interface ShelfwiseError extends Error {
   name: "ShelfwiseError";
-  code:
-    | "CORRUPT_SHARD" | "MISSING_TENSOR" | "SHAPE_MISMATCH" | "DTYPE_MISMATCH" | "INVALID_TENSOR"
-    | "BAD_METADATA" | "BAD_MANIFEST" | "INTEGRITY" | "DIM_MISMATCH" | "SHARD_MISMATCH" | "DUPLICATE_ID"
-    | "EMPTY_INDEX" | "INVALID_QUERY" | "INVALID_ARGUMENT" | "UNKNOWN_CATEGORY" | "MISSING_ATTRIBUTE"
-    | "GPU_UNAVAILABLE" | "GPU_ERROR" | "NOT_LOADED" | "DISPOSED" | "FETCH_FAILED" | "BAD_TOKENIZER"
-    | "BAD_CONFIG" | "BAD_WEIGHTS" | "INVALID_INPUT";
+  code: ErrorCode;
+  /** The file the error is about: a shard, a model file or `manifest.json`. */
+  file?: string;
+  /** The argument or option the error is about. */
+  field?: string;
 }
 
 /** A text model: a folder URL holding config.json, model.safetensors and tokenizer.json, or each file as a
@@ -127,6 +131,12 @@ impl From<Error> for JsValue {
         let err = js_sys::Error::new(&e.to_string());
         err.set_name("ShelfwiseError");
         let _ = Reflect::set(&err, &"code".into(), &e.code().into());
+        if let Some(file) = e.file() {
+            let _ = Reflect::set(&err, &"file".into(), &file.into());
+        }
+        if let Some(field) = e.field() {
+            let _ = Reflect::set(&err, &"field".into(), &field.into());
+        }
         err.into()
     }
 }

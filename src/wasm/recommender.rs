@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use js_sys::{Array, Reflect, Uint8Array};
+use js_sys::{Array, Float32Array, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
@@ -14,7 +14,9 @@ use wasm_bindgen_futures::future_to_promise;
 use super::{absolute_url, fetch_bytes, object, parse_search_options, LoadOpts, State};
 use crate::catalog::Manifest;
 use crate::error::Error;
+use crate::events::{self, Subject};
 use crate::pipeline::{self as recommend, Reason, SessionEvent};
+use crate::profile;
 
 /// Recommendations from a bundle: `await BundleRecommender.load(manifestUrl, options)`.
 #[wasm_bindgen]
@@ -28,32 +30,19 @@ impl Default for BundleRecommender {
     }
 }
 
-/// Every file a manifest lists, fetched (relative to `base`) or taken from `files`.
-async fn bundle_files(
+/// Every file loading the bundle reads ([`Manifest::bundle_files`]), fetched (relative to `base`) or taken
+/// from `files`.
+async fn fetch_bundle_files(
     manifest: &Manifest,
     base: Option<&str>,
     files: &JsValue,
     opts: &LoadOpts,
 ) -> Result<HashMap<String, Vec<u8>>, Error> {
-    let mut names: Vec<(String, u64)> = manifest
-        .shards
-        .iter()
-        .map(|s| (s.file.clone(), s.bytes))
-        .collect();
-    if let Some(r) = &manifest.recommender {
-        // items.json is display metadata: the page fetches it if it wants it.
-        let items = r.items.as_ref().map(|f| f.file.as_str());
-        names.extend(
-            r.files()
-                .into_iter()
-                .filter(|f| Some(f.file.as_str()) != items)
-                .map(|f| (f.file.clone(), f.bytes)),
-        );
-    }
-    opts.total.set(names.iter().map(|n| n.1 as f64).sum());
+    let entries = manifest.bundle_files()?;
+    opts.total.set(entries.iter().map(|f| f.bytes as f64).sum());
     let mut out = HashMap::new();
     let mut loaded = 0.0;
-    for (name, _) in names {
+    for name in entries.into_iter().map(|f| f.file) {
         let bytes = match base {
             Some(b) => fetch_bytes(&absolute_url(&name, Some(b))?).await?,
             None => Reflect::get(files, &name.as_str().into())
@@ -70,20 +59,60 @@ async fn bundle_files(
     Ok(out)
 }
 
-/// The `kind` of a reason, as the JS API names it.
-fn reason_kind(event: &str) -> &'static str {
-    match event {
-        "view" => "viewed",
-        "click" => "clicked",
-        "add_to_cart" => "added_to_cart",
-        "purchase" => "purchased",
-        "favorite" => "favorited",
-        "rate" => "rated",
-        _ => "interacted",
+/// What loading a bundle reads, from its `manifest.json`: `{ files: [{ file, bytes, sha256 }], modelId,
+/// categories }`. The manifest is checked here with the rules `BundleRecommender.load` applies (a
+/// `BAD_MANIFEST` error otherwise), so a page can download and cache the files before loading. `files` are
+/// the shards, the interest model and the text encoder with its tokenizer (not `items.json`), each path
+/// inside the bundle's folder, each `sha256` in lower-case hex.
+#[wasm_bindgen(js_name = bundleFiles, unchecked_return_type = "BundleFiles")]
+pub fn bundle_files(manifest: &[u8]) -> Result<JsValue, JsValue> {
+    let m = Manifest::from_json(manifest)?;
+    let files = Array::new();
+    for f in m.bundle_files()? {
+        files.push(&object(&[
+            ("file", f.file.into()),
+            ("bytes", (f.bytes as f64).into()),
+            ("sha256", f.sha256.to_ascii_lowercase().into()),
+        ]));
     }
+    let categories = Array::new();
+    for c in &m.categories {
+        categories.push(&c.into());
+    }
+    Ok(object(&[
+        ("files", files.into()),
+        ("modelId", m.model_id.into()),
+        ("categories", categories.into()),
+    ])
+    .into())
 }
 
-/// Session events from JS: `{ type, itemId }` or `{ type: "search", query }`.
+/// The long-term profile after a session ended with interest vector `session`:
+/// `decay * old + (1 - decay) * session`. A missing `old`, or one that does not fit (another width, a value
+/// that is not finite), is replaced by `session`. `decay` is in [0, 1].
+#[wasm_bindgen(js_name = foldProfile)]
+pub fn fold_profile(
+    #[wasm_bindgen(unchecked_param_type = "Float32Array | undefined")] old: Option<Vec<f32>>,
+    session: Vec<f32>,
+    decay: f32,
+) -> Result<Float32Array, JsValue> {
+    let v = profile::fold(old.as_deref(), &session, decay)?;
+    Ok(Float32Array::from(v.as_slice()))
+}
+
+/// A stored profile's values (read back from storage) as the vector `recommend` takes for a model of width
+/// `dim`, or `undefined` when they cannot be one: another width, or a value that is not finite as a 32-bit
+/// float (1e39 is not).
+#[wasm_bindgen(js_name = storedProfile)]
+pub fn stored_profile(
+    #[wasm_bindgen(unchecked_param_type = "Float64Array | number[]")] values: Vec<f64>,
+    dim: usize,
+) -> Option<Float32Array> {
+    profile::from_stored(&values, dim).map(|v| Float32Array::from(v.as_slice()))
+}
+
+/// Session events from JS: `{ type, itemId }`, or `{ type: "search", query }`, for the types the model
+/// reads ([`crate::events`]).
 fn events_of(v: &JsValue) -> Result<Vec<SessionEvent>, Error> {
     if !Array::is_array(v) {
         return Err(Error::invalid("events", "must be an array of events"));
@@ -102,20 +131,17 @@ fn events_of(v: &JsValue) -> Result<Vec<SessionEvent>, Error> {
             let kind = get("type").ok_or_else(|| {
                 Error::invalid("events", format!("event {i} has no string `type`"))
             })?;
-            if kind == "search" {
+            let Some(t) = events::get(&kind).filter(|t| t.model_type.is_some()) else {
+                return Err(Error::invalid(
+                    "events",
+                    format!("event {i} has an unknown type `{kind}`"),
+                ));
+            };
+            if t.subject == Subject::Query {
                 let query = get("query").ok_or_else(|| {
-                    Error::invalid("events", format!("search event {i} has no string `query`"))
+                    Error::invalid("events", format!("{kind} event {i} has no string `query`"))
                 })?;
                 return Ok(SessionEvent::Search { query });
-            }
-            match crate::model::interest::event_type(&kind) {
-                Some(_) => {}
-                None => {
-                    return Err(Error::invalid(
-                        "events",
-                        format!("event {i} has an unknown type `{kind}`"),
-                    ))
-                }
             }
             let id = get("itemId").ok_or_else(|| {
                 Error::invalid(
@@ -137,7 +163,7 @@ fn profile_of(v: &JsValue) -> Result<Option<(Vec<f32>, f32)>, Error> {
         return Err(Error::invalid("profile", "must be { vector, weight }"));
     }
     let vector = Reflect::get(v, &"vector".into()).unwrap_or(JsValue::UNDEFINED);
-    let vector: Vec<f32> = if let Some(a) = vector.dyn_ref::<js_sys::Float32Array>() {
+    let vector: Vec<f32> = if let Some(a) = vector.dyn_ref::<Float32Array>() {
         a.to_vec()
     } else if Array::is_array(&vector) {
         Array::from(&vector)
@@ -160,20 +186,13 @@ fn profile_of(v: &JsValue) -> Result<Option<(Vec<f32>, f32)>, Error> {
 
 /// `{ kind, itemId?, query? }` for a reason.
 fn reason_js(reason: &Reason) -> js_sys::Object {
+    let kind = ("kind", reason.kind().into());
     match reason {
-        Reason::Item { kind, id } => object(&[
-            ("kind", reason_kind(kind).into()),
-            ("itemId", id.as_str().into()),
-        ]),
-        Reason::Query { query } => object(&[
-            ("kind", "searched".into()),
-            ("query", query.as_str().into()),
-        ]),
-        Reason::Similar { id } => {
-            object(&[("kind", "similar".into()), ("itemId", id.as_str().into())])
+        Reason::Item { id, .. } | Reason::Similar { id } => {
+            object(&[kind, ("itemId", id.as_str().into())])
         }
-        Reason::Profile => object(&[("kind", "profile".into())]),
-        Reason::Popular => object(&[("kind", "popular".into())]),
+        Reason::Query { query } => object(&[kind, ("query", query.as_str().into())]),
+        Reason::Profile | Reason::Popular => object(&[kind]),
     }
 }
 
@@ -238,7 +257,7 @@ impl BundleRecommender {
             );
         };
         let manifest = Manifest::from_json(&manifest_bytes)?;
-        let mut fetched = bundle_files(&manifest, base.as_deref(), &files, &opts).await?;
+        let mut fetched = fetch_bundle_files(&manifest, base.as_deref(), &files, &opts).await?;
         let rec = recommend::Recommender::load(
             &manifest_bytes,
             |f| {
@@ -311,12 +330,31 @@ impl BundleRecommender {
                     "interest",
                     out.interest
                         .as_deref()
-                        .map_or(JsValue::UNDEFINED, |v| js_sys::Float32Array::from(v).into()),
+                        .map_or(JsValue::UNDEFINED, |v| Float32Array::from(v).into()),
                 ),
                 ("timings", timings.into()),
                 ("totalMs", (js_sys::Date::now() - t0).into()),
             ])
             .into())
+        })
+    }
+
+    /// The session's interest vector (`events` as for `recommend`), or `undefined` when no event could be
+    /// used. Safe to call while other calls are in flight.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array | undefined>")]
+    pub fn interest(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "SessionEvent[]")] events: JsValue,
+    ) -> js_sys::Promise {
+        let prepared = self.ready().and_then(|r| Ok((r, events_of(&events)?)));
+        future_to_promise(async move {
+            let (rec, events) = prepared?;
+            Ok(rec
+                .interest(&events)
+                .await?
+                .map_or(JsValue::UNDEFINED, |v| {
+                    Float32Array::from(v.as_slice()).into()
+                }))
         })
     }
 
@@ -425,20 +463,21 @@ impl BundleRecommender {
     }
 }
 
+// `SessionEvent` and `Reason` are generated from the Rust crate (src/events.rs) into contract.d.ts.
 #[wasm_bindgen(typescript_custom_section)]
 const TS_BUNDLE: &str = r#"
-/** One event of a session, oldest first. */
-export type SessionEvent =
-  | { type: "view" | "click" | "add_to_cart" | "purchase" | "favorite" | "rate"; itemId: string }
-  | { type: "search"; query: string };
+import type { SessionEvent, Reason } from "./contract.js";
+export type { SessionEvent } from "./contract.js";
 
 /** Why an item was recommended. */
-export type RecommendationReason =
-  | { kind: "viewed" | "clicked" | "added_to_cart" | "purchased" | "favorited" | "rated"; itemId: string }
-  | { kind: "searched"; query: string }
-  | { kind: "similar"; itemId: string }
-  | { kind: "profile" }
-  | { kind: "popular" };
+export type RecommendationReason = Reason;
+
+/** What loading a bundle reads (`bundleFiles`). */
+export interface BundleFiles {
+  files: { file: string; bytes: number; sha256: string }[];
+  modelId: string;
+  categories: string[];
+}
 
 /** A long-term interest vector and the share, in [0, 1], it takes of the ranking vector. */
 export interface InterestProfile {

@@ -204,6 +204,44 @@ try {
   assert.ok(prof.storedSessions >= 1, "the profile survives in IndexedDB");
   assert.equal(prof.wiped, null, "reset wipes the profile");
 
+  step("a stored profile that is not finite as 32-bit floats is dropped; `rate` is tracked");
+  const f32 = await page.evaluate(
+    async ([b, dim]) => {
+      const key = "f32-test";
+      // 1e39 is a finite JSON number, and Infinity as a 32-bit float: it used to make every recommend fail.
+      const vector = Array.from({ length: dim }, (_, i) => (i === 0 ? 1e39 : 0.01));
+      const record = { format: "shelfwise-state", version: 1, events: [], sessionStart: 0, profile: { vector, sessions: 2 } };
+      await new Promise((ok, fail) => {
+        const open = indexedDB.open("shelfwise", 1);
+        open.onupgradeneeded = () => open.result.createObjectStore("state");
+        open.onsuccess = () => {
+          const tx = open.result.transaction("state", "readwrite");
+          tx.objectStore("state").put(record, key);
+          tx.oncomplete = () => { open.result.close(); ok(); };
+          tx.onerror = () => fail(tx.error);
+        };
+        open.onerror = () => fail(open.error);
+      });
+      const { Recommender } = await import("/pkg/worker.js");
+      const rec = new Recommender(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: key });
+      const warnings = [];
+      rec.on("warning", (w) => warnings.push(w.code));
+      await rec.ready;
+      const profile = rec.profile();
+      const empty = await rec.recommend({ k: 3 });
+      rec.track({ type: "rate", itemId: "50" });
+      const rated = await rec.recommend({ k: 3 });
+      await rec.reset();
+      rec.dispose();
+      return { warnings, profile, empty: empty.items.map((i) => i.reason.kind), rated: rated.items.map((i) => i.reason.kind) };
+    },
+    [bundleUrl, manifest.dim],
+  );
+  assert.ok(f32.warnings.includes("CORRUPT_HISTORY"), `the dropped profile is reported: ${f32.warnings}`);
+  assert.equal(f32.profile, null, "the unusable profile is dropped");
+  assert.ok(f32.empty.every((k) => k === "popular"), `recommend works without it: ${f32.empty}`);
+  assert.ok(f32.rated.every((k) => k === "rated"), `a rating explains the results: ${f32.rated}`);
+
   step("debounce, the history cap, unknown items, and the hooks");
   const hooks = await page.evaluate(async (b) => {
     const { Recommender } = await import("/pkg/index.js");

@@ -81,6 +81,11 @@ export async function run(bundle, entry) {
       "BAD_MANIFEST",
     ],
     [
+      "load: a manifest path outside the bundle",
+      async () => Recommender.load(await bundleBytes(bundle, (m) => (m.recommender.interest.config.file = "../config.json")), { cache: false }),
+      "BAD_MANIFEST",
+    ],
+    [
       "load: catalogue-only manifest",
       async () => Recommender.load(await bundleBytes(bundle, (m) => delete m.recommender), { cache: false }),
       "BAD_MANIFEST",
