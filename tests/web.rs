@@ -396,7 +396,7 @@ async fn progress_events_are_reported() {
     let events = js_sys::Array::new();
     let sink = events.clone();
     let cb = Closure::<dyn Fn(JsValue)>::new(move |e: JsValue| {
-        sink.push(&field(&e, "status"));
+        sink.push(&field(&e, "type"));
     });
     let options = opts(&[
         ("device", "cpu".into()),

@@ -53,7 +53,7 @@ function jsDenseOnly(len, weights) {
 async function measure(device, lengths, runs) {
   let ready = null;
   const t0 = performance.now();
-  const e = await Embedder.load(model, { device, onProgress: (ev) => { if (ev.status === "ready") ready = ev; } });
+  const e = await Embedder.load(model, { device, onProgress: (ev) => { if (ev.type === "ready") ready = ev; } });
   const loadMs = performance.now() - t0;
   const t1 = performance.now();
   await e.embed([text(16)]);

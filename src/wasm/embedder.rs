@@ -98,7 +98,7 @@ async fn file(v: &JsValue, name: &str, base: Option<&str>, opts: &Opts) -> Resul
         })?;
     let bytes = fetch_bytes(&absolute_url(&url, base)?).await?;
     opts.progress(&object(&[
-        ("status", "download".into()),
+        ("type", "download".into()),
         ("file", name.into()),
         ("loaded", (bytes.len() as f64).into()),
     ]));
@@ -158,7 +158,7 @@ impl Embedder {
         let e = pipeline::Embedder::load(files, opts.device, opts.max_len).await?;
         let t = e.load_timings();
         opts.progress(&object(&[
-            ("status", "ready".into()),
+            ("type", "ready".into()),
             ("backend", e.backend().name().into()),
             ("parseMs", t.parse_ms.into()),
             ("setupMs", t.setup_ms.into()),

@@ -46,8 +46,8 @@ export type Device = "auto" | "webgpu" | "cpu";
 
 /** Progress while loading: one `download` event per file, then `ready`. */
 export type LoadEvent =
-  | { status: "download"; file: string; loaded: number; total: number }
-  | { status: "ready"; backend: "webgpu" | "cpu"; items: number; loaded: number; total: number };
+  | { type: "download"; file: string; loaded: number; total: number }
+  | { type: "ready"; backend: "webgpu" | "cpu"; items: number; loaded: number; total: number };
 
 export interface LoadOptions {
   device?: Device;
@@ -114,8 +114,8 @@ export type ModelSource =
 
 /** Progress while loading a model: one `download` event per file, then `ready`. */
 export type ModelLoadEvent =
-  | { status: "download"; file: string; loaded: number }
-  | { status: "ready"; backend: "webgpu" | "cpu"; parseMs: number; setupMs: number; warmupMs: number };
+  | { type: "download"; file: string; loaded: number }
+  | { type: "ready"; backend: "webgpu" | "cpu"; parseMs: number; setupMs: number; warmupMs: number };
 
 export interface EmbedderOptions {
   /** `auto` (the default) uses WebGPU on a hardware adapter and the CPU otherwise. */
@@ -194,7 +194,7 @@ impl ItemIndex {
         let index = Index::new(catalog, opts.device).await?;
         if let Some(cb) = &opts.on_progress {
             let ev = object(&[
-                ("status", "ready".into()),
+                ("type", "ready".into()),
                 ("backend", index.backend().name().into()),
                 ("items", (index.catalog().len() as f64).into()),
                 ("loaded", opts.total.get().into()),
@@ -367,7 +367,7 @@ impl LoadOpts {
     fn progress(&self, file: &str, loaded: f64) {
         if let Some(cb) = &self.on_progress {
             let ev = object(&[
-                ("status", "download".into()),
+                ("type", "download".into()),
                 ("file", file.into()),
                 ("loaded", loaded.into()),
                 ("total", self.total.get().into()),

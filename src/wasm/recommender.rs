@@ -270,7 +270,7 @@ impl BundleRecommender {
         .await?;
         if let Some(cb) = &opts.on_progress {
             let ev = object(&[
-                ("status", "ready".into()),
+                ("type", "ready".into()),
                 ("backend", rec.model_backend().name().into()),
                 ("items", (rec.catalog().len() as f64).into()),
                 ("loaded", opts.total.get().into()),
