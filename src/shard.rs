@@ -562,77 +562,10 @@ pub fn quantize_i8(row: &[f32], out: &mut [i8]) -> f32 {
 
 /// Writes one shard file. The result can be read back with [`Shard::from_bytes`].
 pub fn write_shard<S: AsRef<str>>(spec: &ShardSpec<'_, S>) -> Result<Vec<u8>> {
-    let n = spec.ids.len();
-    let d = spec.dim;
-    if d == 0 {
-        return Err(Error::invalid("dim", "must be at least 1"));
-    }
-    if n.checked_mul(d) != Some(spec.vectors.len()) {
-        return Err(Error::Dimension {
-            context: "write_shard vectors".into(),
-            expected: n * d,
-            found: spec.vectors.len(),
-        });
-    }
-    if let Some(i) = spec.vectors.iter().position(|v| !v.is_finite()) {
-        return Err(Error::InvalidQuery(format!(
-            "vector value {i} (row {}) is not finite",
-            i / d
-        )));
-    }
-    let attr_len = |name: &'static str, len: Option<usize>| match len {
-        Some(l) if l != n => Err(Error::invalid(
-            name,
-            format!("has {l} entries for {n} items"),
-        )),
-        _ => Ok(()),
-    };
-    let a = spec.attributes;
-    attr_len("category", a.category.as_ref().map(Vec::len))?;
-    attr_len("price", a.price.as_ref().map(Vec::len))?;
-    attr_len("in_stock", a.in_stock.as_ref().map(Vec::len))?;
-    attr_len("popularity", a.popularity.as_ref().map(Vec::len))?;
-    if a.category.is_some() && spec.num_categories.is_none() {
-        return Err(Error::invalid(
-            "num_categories",
-            "is required with categories",
-        ));
-    }
-
-    let mut row = vec![0f32; d];
-    let mut emb: Vec<u8> = Vec::with_capacity(n * d * spec.dtype.size());
-    let mut scales: Vec<f32> = Vec::new();
-    let mut q = vec![0i8; d];
-    for r in 0..n {
-        row.copy_from_slice(&spec.vectors[r * d..(r + 1) * d]);
-        if spec.normalize {
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                row.iter_mut().for_each(|v| *v /= norm);
-            }
-        }
-        match spec.dtype {
-            Dtype::F32 => emb.extend_from_slice(bytemuck::cast_slice(&row)),
-            Dtype::F16 => {
-                for v in &row {
-                    emb.extend_from_slice(&f16::from_f32(*v).to_bits().to_le_bytes());
-                }
-            }
-            Dtype::I8 => {
-                scales.push(quantize_i8(&row, &mut q));
-                emb.extend_from_slice(bytemuck::cast_slice(&q));
-            }
-        }
-    }
-    let mut id_offsets: Vec<u32> = Vec::with_capacity(n + 1);
-    let mut id_bytes: Vec<u8> = Vec::new();
-    id_offsets.push(0);
-    for id in spec.ids {
-        id_bytes.extend_from_slice(id.as_ref().as_bytes());
-        let end = u32::try_from(id_bytes.len())
-            .map_err(|_| Error::invalid("ids", "more than 4 GiB of id bytes in one shard"))?;
-        id_offsets.push(end);
-    }
+    check_spec(spec)?;
+    let (n, d, a) = (spec.ids.len(), spec.dim, spec.attributes);
+    let (emb, scales) = encode_rows(spec);
+    let (id_offsets, id_bytes) = encode_ids(spec.ids)?;
     let in_stock: Option<Vec<u8>> = a
         .in_stock
         .as_ref()
@@ -688,17 +621,113 @@ pub fn write_shard<S: AsRef<str>>(spec: &ShardSpec<'_, S>) -> Result<Vec<u8>> {
             TensorView::new(StDtype::F32, vec![n], bytemuck::cast_slice(p)).map_err(st)?,
         ));
     }
+    let md = shard_metadata(spec);
+    let bytes = safetensors::serialize(views, Some(md)).map_err(st)?;
+    // Round-trip through the reader so a writer bug can never produce a file the engine rejects.
+    Shard::from_bytes("(written)", &bytes)?;
+    Ok(bytes)
+}
+
+/// Checks `spec` before anything is written: a positive `dim`, `[ids, dim]` finite vectors, one entry per
+/// item in each attribute, and `num_categories` when there are categories.
+fn check_spec<S: AsRef<str>>(spec: &ShardSpec<'_, S>) -> Result<()> {
+    let n = spec.ids.len();
+    let d = spec.dim;
+    if d == 0 {
+        return Err(Error::invalid("dim", "must be at least 1"));
+    }
+    if n.checked_mul(d) != Some(spec.vectors.len()) {
+        return Err(Error::Dimension {
+            context: "write_shard vectors".into(),
+            expected: n * d,
+            found: spec.vectors.len(),
+        });
+    }
+    if let Some(i) = spec.vectors.iter().position(|v| !v.is_finite()) {
+        return Err(Error::InvalidQuery(format!(
+            "vector value {i} (row {}) is not finite",
+            i / d
+        )));
+    }
+    let attr_len = |name: &'static str, len: Option<usize>| match len {
+        Some(l) if l != n => Err(Error::invalid(
+            name,
+            format!("has {l} entries for {n} items"),
+        )),
+        _ => Ok(()),
+    };
+    let a = spec.attributes;
+    attr_len("category", a.category.as_ref().map(Vec::len))?;
+    attr_len("price", a.price.as_ref().map(Vec::len))?;
+    attr_len("in_stock", a.in_stock.as_ref().map(Vec::len))?;
+    attr_len("popularity", a.popularity.as_ref().map(Vec::len))?;
+    if a.category.is_some() && spec.num_categories.is_none() {
+        return Err(Error::invalid(
+            "num_categories",
+            "is required with categories",
+        ));
+    }
+    Ok(())
+}
+
+/// The `embeddings` tensor's bytes: each row of `spec.vectors` (L2-normalised first when asked) in
+/// `spec.dtype`, with the int8 rows' scales (empty for f32 and f16).
+fn encode_rows<S: AsRef<str>>(spec: &ShardSpec<'_, S>) -> (Vec<u8>, Vec<f32>) {
+    let n = spec.ids.len();
+    let d = spec.dim;
+    let mut row = vec![0f32; d];
+    let mut emb: Vec<u8> = Vec::with_capacity(n * d * spec.dtype.size());
+    let mut scales: Vec<f32> = Vec::new();
+    let mut q = vec![0i8; d];
+    for r in 0..n {
+        row.copy_from_slice(&spec.vectors[r * d..(r + 1) * d]);
+        if spec.normalize {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                row.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        match spec.dtype {
+            Dtype::F32 => emb.extend_from_slice(bytemuck::cast_slice(&row)),
+            Dtype::F16 => {
+                for v in &row {
+                    emb.extend_from_slice(&f16::from_f32(*v).to_bits().to_le_bytes());
+                }
+            }
+            Dtype::I8 => {
+                scales.push(quantize_i8(&row, &mut q));
+                emb.extend_from_slice(bytemuck::cast_slice(&q));
+            }
+        }
+    }
+    (emb, scales)
+}
+
+/// The `id_offsets` (`[ids + 1]`) and `id_bytes` tensors: the ids' UTF-8 bytes end to end, and where each
+/// starts and ends.
+fn encode_ids<S: AsRef<str>>(ids: &[S]) -> Result<(Vec<u32>, Vec<u8>)> {
+    let mut id_offsets: Vec<u32> = Vec::with_capacity(ids.len() + 1);
+    let mut id_bytes: Vec<u8> = Vec::new();
+    id_offsets.push(0);
+    for id in ids {
+        id_bytes.extend_from_slice(id.as_ref().as_bytes());
+        let end = u32::try_from(id_bytes.len())
+            .map_err(|_| Error::invalid("ids", "more than 4 GiB of id bytes in one shard"))?;
+        id_offsets.push(end);
+    }
+    Ok((id_offsets, id_bytes))
+}
+
+/// The shard's `__metadata__`: the format, its version and the shard-level facts of `spec`.
+fn shard_metadata<S: AsRef<str>>(spec: &ShardSpec<'_, S>) -> HashMap<String, String> {
     let mut md = HashMap::new();
     md.insert("format".to_string(), FORMAT_NAME.to_string());
     md.insert("version".to_string(), FORMAT_VERSION.to_string());
-    md.insert("dim".to_string(), d.to_string());
+    md.insert("dim".to_string(), spec.dim.to_string());
     md.insert("normalized".to_string(), spec.normalize.to_string());
     md.insert("model_id".to_string(), spec.model_id.to_string());
     if let Some(c) = spec.num_categories {
         md.insert("num_categories".to_string(), c.to_string());
     }
-    let bytes = safetensors::serialize(views, Some(md)).map_err(st)?;
-    // Round-trip through the reader so a writer bug can never produce a file the engine rejects.
-    Shard::from_bytes("(written)", &bytes)?;
-    Ok(bytes)
+    md
 }

@@ -25,11 +25,11 @@ use candle_core::{Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use shelfwise::model::{BertWeights, ModelConfig};
 use shelfwise::rng::Rng;
-use shelfwise::tokenize::Tokenizer;
+use shelfwise::tokenize::{Batch, Tokenizer};
 
 use crate::data::Item;
 use crate::train::{
-    dropout, encoder_layers, epoch_bar, load_encoder, shuffle, vars_to_safetensors,
+    dropout, embed_all, encoder_layers, epoch_bar, load_encoder, shuffle, vars_to_safetensors,
 };
 
 /// What `shelfwise distill` can set.
@@ -271,6 +271,95 @@ pub fn distill(
     c: &DistillConfig,
     mut log: impl FnMut(&str),
 ) -> Result<Summary> {
+    check_config(c)?;
+    let t0 = std::time::Instant::now();
+    let t = Teacher::load(teacher, c.max_len)?;
+    let th = t.cfg.hidden_size;
+
+    let mut rng = Rng::new(c.seed);
+    let (item_texts, query_texts) = hold_out_items(items, &mut rng);
+    let catalogue: Vec<&String> = item_texts
+        .0
+        .iter()
+        .chain(&item_texts.1)
+        .chain(&query_texts.0)
+        .chain(&query_texts.1)
+        .collect();
+    let vocab = choose_vocabulary(&t, &catalogue, c.vocab)?;
+    log(&format!(
+        "vocabulary: {} tokens ({} from the catalogue, specials and characters, {} more words)",
+        vocab.keep.len(),
+        vocab.from_catalogue,
+        vocab.keep.len() - vocab.from_catalogue
+    ));
+    let pruned_bytes = serde_json::to_vec(&prune_tokenizer(&t.tok_json, &vocab.keep)?)?;
+    let student_tok = Tokenizer::from_bytes(&pruned_bytes, c.max_len)?;
+
+    let pairs = word_pairs(&vocab.words, c.pairs_per_word, &mut rng);
+    let train_strings = training_strings(&item_texts.0, &query_texts.0, &vocab.words, &pairs.0);
+    let held_out: Vec<&Vec<String>> = vec![&item_texts.1, &query_texts.1, &pairs.1];
+
+    // Teacher vectors.
+    let teacher_enc = load_encoder(teacher)?;
+    let train = Embedded {
+        strings: &train_strings,
+        vectors: embed_all(&teacher_enc, &train_strings)?,
+    };
+    let held = held_out
+        .iter()
+        .map(|t| {
+            Ok(Embedded {
+                strings: t,
+                vectors: embed_all(&teacher_enc, t)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    log(&format!(
+        "teacher embedded {} training and {} held-out strings ({:.0} s)",
+        train_strings.len(),
+        held_out.iter().map(|h| h.len()).sum::<usize>(),
+        t0.elapsed().as_secs_f64()
+    ));
+
+    let config = config_json(c, vocab.keep.len(), th);
+    let cfg = ModelConfig::from_json(config.to_string().as_bytes())?;
+    let weights = init_student(c, &t, &vocab.keep, &cfg);
+    let student = Student {
+        cfg,
+        weights,
+        tokenizer: student_tok,
+    };
+    let (vars, history) = train_student(c, &student, &train, th, &mut rng, &mut log)?;
+
+    // Save, then measure through the engine on the saved files.
+    let trained = BertWeights::from_safetensors(
+        "student",
+        &vars_to_safetensors(vars.vars.iter())?,
+        &student.cfg,
+    )?;
+    let bytes = save_student(out, &config, &trained, &pruned_bytes)?;
+    let (cosines, cosine_train) = measure(out, &held, &train, th)?;
+    let summary = Summary {
+        vocab: vocab.keep.len(),
+        bytes,
+        train_strings: train_strings.len(),
+        held_out_items: item_texts.1.len(),
+        cosine_items: cosines[0],
+        cosine_queries: cosines[1],
+        cosine_pairs: cosines[2],
+        cosine_train,
+        seconds: t0.elapsed().as_secs_f64(),
+        epochs: history,
+    };
+    std::fs::write(
+        out.join("distill.json"),
+        serde_json::to_vec_pretty(&serde_json::json!({"config": c, "summary": summary}))?,
+    )?;
+    Ok(summary)
+}
+
+/// Rejects settings the student cannot be built or trained with.
+fn check_config(c: &DistillConfig) -> Result<()> {
     if c.dim == 0 || c.heads == 0 || !c.dim.is_multiple_of(c.heads) || c.layers == 0 {
         bail!("--dim must be a positive multiple of --heads, and --layers at least 1");
     }
@@ -279,21 +368,45 @@ pub fn distill(
             "--vocab must be at least 200, --max-len at least 4, --epochs and --batch at least 1"
         );
     }
-    let t0 = std::time::Instant::now();
-    let read = |f: &str| {
-        std::fs::read(teacher.join(f))
-            .with_context(|| format!("reading {}", teacher.join(f).display()))
-    };
-    let tok_bytes = read("tokenizer.json")?;
-    let tok_json: serde_json::Value = serde_json::from_slice(&tok_bytes)?;
-    let teacher_tok = Tokenizer::from_bytes(&tok_bytes, c.max_len)?;
-    let tcfg = ModelConfig::from_json(&read("config.json")?)?;
-    let tw =
-        BertWeights::from_safetensors("model.safetensors", &read("model.safetensors")?, &tcfg)?;
-    let th = tcfg.hidden_size;
+    Ok(())
+}
 
-    // Held-out items.
-    let mut rng = Rng::new(c.seed);
+/// The teacher's files, parsed.
+struct Teacher {
+    /// `tokenizer.json`, to prune.
+    tok_json: serde_json::Value,
+    tok: Tokenizer,
+    cfg: ModelConfig,
+    weights: BertWeights,
+}
+
+impl Teacher {
+    /// Reads and parses the teacher's tokenizer (cut to `max_len` tokens), config and weights in `dir`.
+    fn load(dir: &Path, max_len: usize) -> Result<Teacher> {
+        let read = |f: &str| {
+            std::fs::read(dir.join(f)).with_context(|| format!("reading {}", dir.join(f).display()))
+        };
+        let tok_bytes = read("tokenizer.json")?;
+        let tok_json: serde_json::Value = serde_json::from_slice(&tok_bytes)?;
+        let tok = Tokenizer::from_bytes(&tok_bytes, max_len)?;
+        let cfg = ModelConfig::from_json(&read("config.json")?)?;
+        let weights =
+            BertWeights::from_safetensors("model.safetensors", &read("model.safetensors")?, &cfg)?;
+        Ok(Teacher {
+            tok_json,
+            tok,
+            cfg,
+            weights,
+        })
+    }
+}
+
+/// Strings split into (training, held-out).
+type Halves = (Vec<String>, Vec<String>);
+
+/// The item texts and the item queries, each split into (training, held-out): a seeded tenth of the items
+/// is held out.
+fn hold_out_items(items: &[Item], rng: &mut Rng) -> (Halves, Halves) {
     let held: Vec<bool> = items.iter().map(|_| rng.uniform() < 0.1).collect();
     let mut item_texts = (Vec::new(), Vec::new());
     let mut query_texts = (Vec::new(), Vec::new());
@@ -306,9 +419,27 @@ pub fn distill(
         t.push(it.text());
         q.extend(it.queries());
     }
+    (item_texts, query_texts)
+}
 
-    // The vocabulary: specials, what the catalogue strings use, printable ASCII pieces, frequent words.
-    let vocab = tok_json["model"]["vocab"]
+/// The student's vocabulary.
+struct Vocabulary {
+    /// Teacher ids kept, ascending.
+    keep: Vec<u32>,
+    /// The kept whole words ([`is_word`]).
+    words: Vec<String>,
+    /// How many of `keep` are specials, catalogue tokens and single characters (the rest are words).
+    from_catalogue: usize,
+}
+
+/// The vocabulary, at most `budget` tokens unless the first three groups need more: the specials, what
+/// the `catalogue` strings use, printable ASCII pieces, then the teacher's most frequent words.
+fn choose_vocabulary(
+    teacher: &Teacher,
+    catalogue: &[&String],
+    budget: usize,
+) -> Result<Vocabulary> {
+    let vocab = teacher.tok_json["model"]["vocab"]
         .as_object()
         .context("the teacher's tokenizer is not WordPiece with a vocab map")?;
     let mut by_id: Vec<(u32, &str)> = vocab
@@ -317,20 +448,17 @@ pub fn distill(
         .collect();
     by_id.sort_unstable();
     let mut keep: BTreeSet<u32> = BTreeSet::new();
-    for t in tok_json["added_tokens"].as_array().into_iter().flatten() {
+    for t in teacher.tok_json["added_tokens"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if let Some(id) = t["id"].as_u64() {
             keep.insert(id as u32);
         }
     }
-    let catalogue: Vec<&String> = item_texts
-        .0
-        .iter()
-        .chain(&item_texts.1)
-        .chain(&query_texts.0)
-        .chain(&query_texts.1)
-        .collect();
     for chunk in catalogue.chunks(256) {
-        let b = teacher_tok.encode_batch(chunk)?;
+        let b = teacher.tok.encode_batch(chunk)?;
         keep.extend(
             b.ids
                 .iter()
@@ -345,10 +473,10 @@ pub fn distill(
             keep.insert(id);
         }
     }
-    let catalogue_tokens = keep.len();
+    let from_catalogue = keep.len();
     let mut words = Vec::new();
     for &(id, t) in &by_id {
-        if keep.len() >= c.vocab {
+        if keep.len() >= budget {
             break;
         }
         if is_word(t) && keep.insert(id) {
@@ -360,19 +488,18 @@ pub fn distill(
             words.push(t.to_string());
         }
     }
-    let keep: Vec<u32> = keep.into_iter().collect();
-    log(&format!(
-        "vocabulary: {} tokens ({catalogue_tokens} from the catalogue, specials and characters, {} more words)",
-        keep.len(),
-        keep.len() - catalogue_tokens
-    ));
-    let pruned = prune_tokenizer(&tok_json, &keep)?;
-    let pruned_bytes = serde_json::to_vec(&pruned)?;
-    let student_tok = Tokenizer::from_bytes(&pruned_bytes, c.max_len)?;
+    Ok(Vocabulary {
+        keep: keep.into_iter().collect(),
+        words,
+        from_catalogue,
+    })
+}
 
-    // Word strings: each word alone and random pairs (a tenth of the pairs held out).
+/// Random pairs of `words`, `pairs_per_word` per word, split into (training, held-out): a seeded tenth of
+/// the pairs is held out.
+fn word_pairs(words: &[String], pairs_per_word: f32, rng: &mut Rng) -> Halves {
     let mut pairs = (Vec::new(), Vec::new());
-    let n_pairs = (words.len() as f32 * c.pairs_per_word) as usize;
+    let n_pairs = (words.len() as f32 * pairs_per_word) as usize;
     for _ in 0..n_pairs {
         let a = &words[rng.below(words.len() as u64) as usize];
         let b = &words[rng.below(words.len() as u64) as usize];
@@ -383,38 +510,38 @@ pub fn distill(
             pairs.0.push(p);
         }
     }
-    let mut train_strings: Vec<String> = item_texts.0.clone();
-    train_strings.extend(query_texts.0.iter().cloned());
-    train_strings.extend(words.iter().cloned());
-    train_strings.extend(pairs.0.iter().cloned());
-    train_strings.sort();
-    train_strings.dedup();
-    let held_out: Vec<&Vec<String>> = vec![&item_texts.1, &query_texts.1, &pairs.1];
+    pairs
+}
 
-    // Teacher vectors.
-    let teacher_enc = load_encoder(teacher)?;
-    let embed = |texts: &[String]| -> Result<Vec<f32>> {
-        let mut v = Vec::with_capacity(texts.len() * th);
-        for chunk in texts.chunks(64) {
-            v.extend(pollster::block_on(teacher_enc.embed(chunk))?);
-        }
-        Ok(v)
-    };
-    let targets = embed(&train_strings)?;
-    let held_targets = held_out
-        .iter()
-        .map(|t| embed(t))
-        .collect::<Result<Vec<_>>>()?;
-    log(&format!(
-        "teacher embedded {} training and {} held-out strings ({:.0} s)",
-        train_strings.len(),
-        held_out.iter().map(|h| h.len()).sum::<usize>(),
-        t0.elapsed().as_secs_f64()
-    ));
+/// The training strings: the training item texts and queries, each kept word alone and the training word
+/// pairs, sorted, without duplicates.
+fn training_strings(
+    item_texts: &[String],
+    queries: &[String],
+    words: &[String],
+    pairs: &[String],
+) -> Vec<String> {
+    let mut strings: Vec<String> = item_texts.to_vec();
+    strings.extend(queries.iter().cloned());
+    strings.extend(words.iter().cloned());
+    strings.extend(pairs.iter().cloned());
+    strings.sort();
+    strings.dedup();
+    strings
+}
 
-    // Student initialisation.
-    let cfg = ModelConfig::from_json(config_json(c, keep.len(), th).to_string().as_bytes())?;
-    let mut w = BertWeights::random(&cfg, c.seed);
+/// Strings and the teacher's vectors for them (`[strings, teacher width]`).
+struct Embedded<'a> {
+    strings: &'a [String],
+    vectors: Vec<f32>,
+}
+
+/// The untrained student: random weights of `cfg`, with the teacher's token, position and token-type
+/// embeddings projected onto their top `c.dim` principal directions (only the `keep` tokens), unit
+/// norms, and an output projection that maps back into the teacher's space.
+fn init_student(c: &DistillConfig, t: &Teacher, keep: &[u32], cfg: &ModelConfig) -> BertWeights {
+    let (tw, th) = (&t.weights, t.cfg.hidden_size);
+    let mut w = BertWeights::random(cfg, c.seed);
     let rows: Vec<f32> = keep
         .iter()
         .flat_map(|&id| {
@@ -425,7 +552,7 @@ pub fn distill(
         .collect();
     let p = principal_directions(&rows, th, c.dim, c.seed ^ 0x9ca);
     w.word = project(&rows, th, &p, c.dim);
-    let npos = c.max_len.min(tcfg.max_position_embeddings);
+    let npos = c.max_len.min(t.cfg.max_position_embeddings);
     w.position = vec![0.0; c.max_len * c.dim];
     w.position[..npos * c.dim].copy_from_slice(&project(&tw.position[..npos * th], th, &p, c.dim));
     w.token_type = project(&tw.token_type[..2 * th], th, &p, c.dim);
@@ -438,92 +565,93 @@ pub fn distill(
         proj.w = p.clone();
         proj.b.iter_mut().for_each(|b| *b = 0.0);
     }
+    w
+}
 
-    let device = Device::Cpu;
-    let vars: Vec<(String, Var)> = w
-        .named_tensors()
-        .into_iter()
-        .map(|(n, s, d)| {
-            Ok((
-                n,
-                Var::from_tensor(&Tensor::from_slice(d, s.as_slice(), &device)?)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let by_name: HashMap<&str, usize> = vars
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _))| (n.as_str(), i))
-        .collect();
-    let get = |n: &str| -> Result<&Tensor> {
-        match by_name.get(n) {
-            Some(&i) => Ok(vars[i].1.as_tensor()),
+/// The student before training: its config, its initial weights and its (pruned) tokenizer.
+struct Student {
+    cfg: ModelConfig,
+    weights: BertWeights,
+    tokenizer: Tokenizer,
+}
+
+/// The student's parameters as candle variables, found by name.
+struct StudentVars {
+    vars: Vec<(String, Var)>,
+    by_name: HashMap<String, usize>,
+}
+
+impl StudentVars {
+    /// `w`'s tensors as variables on `device`.
+    fn new(w: &BertWeights, device: &Device) -> Result<StudentVars> {
+        let vars: Vec<(String, Var)> = w
+            .named_tensors()
+            .into_iter()
+            .map(|(n, s, d)| {
+                Ok((
+                    n,
+                    Var::from_tensor(&Tensor::from_slice(d, s.as_slice(), device)?)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let by_name = vars
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
+        Ok(StudentVars { vars, by_name })
+    }
+
+    /// The tensor named `n`.
+    fn get(&self, n: &str) -> Result<&Tensor> {
+        match self.by_name.get(n) {
+            Some(&i) => Ok(self.vars[i].1.as_tensor()),
             None => bail!("no tensor `{n}`"),
         }
-    };
+    }
+}
+
+/// Trains `student` for `c.epochs` epochs on `train` (of teacher width `th`) with AdamW, logging each
+/// epoch, and returns its trained parameters and each epoch's mean loss.
+fn train_student(
+    c: &DistillConfig,
+    student: &Student,
+    train: &Embedded<'_>,
+    th: usize,
+    rng: &mut Rng,
+    mut log: impl FnMut(&str),
+) -> Result<(StudentVars, Vec<(usize, f64)>)> {
+    let device = Device::Cpu;
+    let vars = StudentVars::new(&student.weights, &device)?;
     let mut opt = AdamW::new(
-        vars.iter().map(|v| v.1.clone()).collect(),
+        vars.vars.iter().map(|v| v.1.clone()).collect(),
         ParamsAdamW {
             lr: c.lr,
             weight_decay: 0.0,
             ..Default::default()
         },
     )?;
-    let tokenized = student_tok.encode_batch(&train_strings)?;
-    let width = tokenized.len;
-    let mut order: Vec<usize> = (0..train_strings.len()).collect();
+    let tokenized = student.tokenizer.encode_batch(train.strings)?;
+    let step = Step {
+        c,
+        cfg: &student.cfg,
+        vars: &vars,
+        tokenized: &tokenized,
+        targets: &train.vectors,
+        th,
+        device: &device,
+    };
+    let mut order: Vec<usize> = (0..train.strings.len()).collect();
     let mut history = Vec::new();
     for epoch in 1..=c.epochs {
         let te = std::time::Instant::now();
-        shuffle(&mut order, &mut rng);
+        shuffle(&mut order, rng);
         let bar = epoch_bar(epoch, order.len().div_ceil(c.batch));
         let (mut total, mut count) = (0.0f64, 0usize);
         for batch in order.chunks(c.batch) {
-            let real = |r: usize| {
-                tokenized.attention_mask[r * width..(r + 1) * width]
-                    .iter()
-                    .sum::<u32>() as usize
-            };
-            let l = batch.iter().map(|&r| real(r)).max().unwrap_or(1).max(1);
-            let (mut ids, mut mask, mut tgt) = (Vec::new(), Vec::new(), Vec::new());
-            for &r in batch {
-                ids.extend_from_slice(&tokenized.ids[r * width..r * width + l]);
-                mask.extend(
-                    tokenized.attention_mask[r * width..r * width + l]
-                        .iter()
-                        .map(|&m| m as f32),
-                );
-                tgt.extend_from_slice(&targets[r * th..(r + 1) * th]);
-            }
-            let b = batch.len();
-            let ids = Tensor::from_vec(ids, (b, l), &device)?;
-            let m = Tensor::from_vec(mask, (b, l), &device)?;
-            let x = get("embeddings.word_embeddings.weight")?
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, l, c.dim))?
-                .broadcast_add(&get("embeddings.position_embeddings.weight")?.narrow(0, 0, l)?)?
-                .broadcast_add(&get("embeddings.token_type_embeddings.weight")?.narrow(0, 0, 1)?)?;
-            let mean = x.mean_keepdim(D::Minus1)?;
-            let xc = x.broadcast_sub(&mean)?;
-            let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-            let x = xc
-                .broadcast_div(&(var + cfg.layer_norm_eps)?.sqrt()?)?
-                .broadcast_mul(get("embeddings.LayerNorm.weight")?)?
-                .broadcast_add(get("embeddings.LayerNorm.bias")?)?;
-            let x = dropout(&mut rng, c.dropout, x)?;
-            let additive = ((m.clone() - 1.0)? * 1e9)?.reshape((b, 1, 1, l))?;
-            let mut drop = |t: Tensor| dropout(&mut rng, c.dropout, t);
-            let h = encoder_layers(&get, &cfg, x, &additive, &mut drop)?;
-            let mm = m.unsqueeze(2)?;
-            let pooled = h.broadcast_mul(&mm)?.sum(1)?.broadcast_div(&mm.sum(1)?)?;
-            let y = pooled
-                .matmul(&get("projection.weight")?.t()?)?
-                .broadcast_add(get("projection.bias")?)?;
-            let t = Tensor::from_vec(tgt, (b, th), &device)?;
-            let dot = (&y * &t)?.sum(1)?;
-            let cos = dot.broadcast_div(&(y.sqr()?.sum(1)?.sqrt()? + 1e-9)?)?;
-            let loss = (1.0 - cos.mean_all()?)?;
+            let loss = step.loss(batch, rng)?;
             opt.backward_step(&loss)?;
+            let b = batch.len();
             total += loss.to_scalar::<f32>()? as f64 * b as f64;
             count += b;
             bar.set_message(format!("{:.4}", total / count as f64));
@@ -537,54 +665,118 @@ pub fn distill(
         ));
         history.push((epoch, l));
     }
+    Ok((vars, history))
+}
 
-    // Save, then measure through the engine on the saved files.
-    let trained =
-        BertWeights::from_safetensors("student", &vars_to_safetensors(vars.iter())?, &cfg)?;
+/// What a training step reads: the settings, the student's config and parameters, the tokenized training
+/// strings and the teacher's vectors for them (`[strings, th]`).
+struct Step<'a> {
+    c: &'a DistillConfig,
+    cfg: &'a ModelConfig,
+    vars: &'a StudentVars,
+    tokenized: &'a Batch,
+    targets: &'a [f32],
+    th: usize,
+    device: &'a Device,
+}
+
+impl Step<'_> {
+    /// One minus the mean cosine between the student's vectors for training rows `batch` (cut to their
+    /// longest) and the teacher's, with dropout drawn from `rng`.
+    fn loss(&self, batch: &[usize], rng: &mut Rng) -> Result<Tensor> {
+        let (c, cfg, th, device) = (self.c, self.cfg, self.th, self.device);
+        let get = |n: &str| self.vars.get(n);
+        let tokenized = self.tokenized;
+        let width = tokenized.len;
+        let real = |r: usize| {
+            tokenized.attention_mask[r * width..(r + 1) * width]
+                .iter()
+                .sum::<u32>() as usize
+        };
+        let l = batch.iter().map(|&r| real(r)).max().unwrap_or(1).max(1);
+        let (mut ids, mut mask, mut tgt) = (Vec::new(), Vec::new(), Vec::new());
+        for &r in batch {
+            ids.extend_from_slice(&tokenized.ids[r * width..r * width + l]);
+            mask.extend(
+                tokenized.attention_mask[r * width..r * width + l]
+                    .iter()
+                    .map(|&m| m as f32),
+            );
+            tgt.extend_from_slice(&self.targets[r * th..(r + 1) * th]);
+        }
+        let b = batch.len();
+        let ids = Tensor::from_vec(ids, (b, l), device)?;
+        let m = Tensor::from_vec(mask, (b, l), device)?;
+        let x = get("embeddings.word_embeddings.weight")?
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, l, c.dim))?
+            .broadcast_add(&get("embeddings.position_embeddings.weight")?.narrow(0, 0, l)?)?
+            .broadcast_add(&get("embeddings.token_type_embeddings.weight")?.narrow(0, 0, 1)?)?;
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        let x = xc
+            .broadcast_div(&(var + cfg.layer_norm_eps)?.sqrt()?)?
+            .broadcast_mul(get("embeddings.LayerNorm.weight")?)?
+            .broadcast_add(get("embeddings.LayerNorm.bias")?)?;
+        let x = dropout(rng, c.dropout, x)?;
+        let additive = ((m.clone() - 1.0)? * 1e9)?.reshape((b, 1, 1, l))?;
+        let mut drop = |t: Tensor| dropout(rng, c.dropout, t);
+        let h = encoder_layers(&get, cfg, x, &additive, &mut drop)?;
+        let mm = m.unsqueeze(2)?;
+        let pooled = h.broadcast_mul(&mm)?.sum(1)?.broadcast_div(&mm.sum(1)?)?;
+        let y = pooled
+            .matmul(&get("projection.weight")?.t()?)?
+            .broadcast_add(get("projection.bias")?)?;
+        let t = Tensor::from_vec(tgt, (b, th), device)?;
+        let dot = (&y * &t)?.sum(1)?;
+        let cos = dot.broadcast_div(&(y.sqr()?.sum(1)?.sqrt()? + 1e-9)?)?;
+        Ok((1.0 - cos.mean_all()?)?)
+    }
+}
+
+/// Writes the trained student into `out` (`config`, the weights in F16, the pruned tokenizer) and returns
+/// the three files' total size in bytes.
+fn save_student(
+    out: &Path,
+    config: &serde_json::Value,
+    weights: &BertWeights,
+    tokenizer: &[u8],
+) -> Result<u64> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(
-        out.join("config.json"),
-        serde_json::to_vec_pretty(&config_json(c, keep.len(), th))?,
-    )?;
-    write_f16(&out.join("model.safetensors"), &trained)?;
-    std::fs::write(out.join("tokenizer.json"), &pruned_bytes)?;
-    let bytes = ["config.json", "model.safetensors", "tokenizer.json"]
+    std::fs::write(out.join("config.json"), serde_json::to_vec_pretty(config)?)?;
+    write_f16(&out.join("model.safetensors"), weights)?;
+    std::fs::write(out.join("tokenizer.json"), tokenizer)?;
+    Ok(["config.json", "model.safetensors", "tokenizer.json"]
         .iter()
         .map(|f| std::fs::metadata(out.join(f)).map(|m| m.len()))
-        .sum::<std::io::Result<u64>>()?;
+        .sum::<std::io::Result<u64>>()?)
+}
+
+/// The saved student's mean cosine with the teacher (width `th`) on each `held` set and on every tenth
+/// `train` string, computed by shelfwise's engine on the files in `out`.
+fn measure(
+    out: &Path,
+    held: &[Embedded<'_>],
+    train: &Embedded<'_>,
+    th: usize,
+) -> Result<(Vec<f64>, f64)> {
     let student = load_encoder(out)?;
-    let sembed = |texts: &[String]| -> Result<Vec<f32>> {
-        let mut v = Vec::with_capacity(texts.len() * th);
-        for chunk in texts.chunks(64) {
-            v.extend(pollster::block_on(student.embed(chunk))?);
-        }
-        Ok(v)
-    };
-    let cosines = held_out
+    let cosines = held
         .iter()
-        .zip(&held_targets)
-        .map(|(t, target)| Ok(mean_cosine(&sembed(t)?, target, th)))
+        .map(|h| {
+            Ok(mean_cosine(
+                &embed_all(&student, h.strings)?,
+                &h.vectors,
+                th,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
-    let sample: Vec<String> = train_strings.iter().step_by(10).cloned().collect();
-    let sample_targets: Vec<f32> = (0..train_strings.len())
+    let sample: Vec<String> = train.strings.iter().step_by(10).cloned().collect();
+    let sample_targets: Vec<f32> = (0..train.strings.len())
         .step_by(10)
-        .flat_map(|r| targets[r * th..(r + 1) * th].iter().copied())
+        .flat_map(|r| train.vectors[r * th..(r + 1) * th].iter().copied())
         .collect();
-    let summary = Summary {
-        vocab: keep.len(),
-        bytes,
-        train_strings: train_strings.len(),
-        held_out_items: item_texts.1.len(),
-        cosine_items: cosines[0],
-        cosine_queries: cosines[1],
-        cosine_pairs: cosines[2],
-        cosine_train: mean_cosine(&sembed(&sample)?, &sample_targets, th),
-        seconds: t0.elapsed().as_secs_f64(),
-        epochs: history,
-    };
-    std::fs::write(
-        out.join("distill.json"),
-        serde_json::to_vec_pretty(&serde_json::json!({"config": c, "summary": summary}))?,
-    )?;
-    Ok(summary)
+    let cosine_train = mean_cosine(&embed_all(&student, &sample)?, &sample_targets, th);
+    Ok((cosines, cosine_train))
 }

@@ -588,81 +588,29 @@ struct EvalArgs<'a> {
     skip_bad: bool,
 }
 
+/// `shelfwise eval`: the baselines and each model on the chosen cases, printed as tables (and written as an
+/// HTML report with `--report`).
 fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
-    let d = data::Dataset::load(a.catalog, a.events, a.skip_bad)?;
-    let mut split = eval::Split::leave_one_out(&d);
-    a.cold.apply(&mut split)?;
-    let cases = match a.which {
-        "test" => split.test.clone(),
-        "valid" => split.valid.clone(),
-        other => bail!("--split must be test or valid, not `{other}`"),
-    };
-    if cases.is_empty() {
-        bail!("no session has three item events, so there is nothing to evaluate");
-    }
+    let (split, cases) = eval_cases(&a)?;
     let mut scorers: Vec<Box<dyn eval::Scorer>> = vec![
         Box::new(eval::MostPopular::fit(&split)),
         Box::new(eval::Markov::fit(&split, 5)),
     ];
     let mut curves = Vec::new();
     for m in a.models {
-        // train.json holds the curves and the split the model was trained on; a model folder written
-        // another way has none.
-        let record: Option<TrainRecord> = match fs::read(m.join("train.json")) {
-            Ok(bytes) => Some(
-                serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{}: train.json is not shelfwise's", m.display()))?,
-            ),
-            Err(_) => None,
-        };
-        if let Some(r) = record.as_ref().filter(|r| r.cold != a.cold) {
-            bail!(
-                "{} was trained with --cold {} --cold-seed {}; evaluate it with the same split",
-                m.display(),
-                r.cold.cold,
-                r.cold.cold_seed
-            );
-        }
-        let name = m.file_name().map_or_else(
-            || m.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
+        let (scores, curve) = model_scorers(&a, m, &split)?;
+        curves.extend(curve);
+        scorers.extend(
+            scores
+                .into_iter()
+                .map(|s| Box::new(s) as Box<dyn eval::Scorer>),
         );
-        let all: Vec<eval::Case> = split.valid.iter().chain(&split.test).copied().collect();
-        let mut scores = train::engine_scores(m, a.encoder, &split, &all, false)?;
-        scores.name = format!("shelfwise: {name}");
-        let int8 = if a.int8 {
-            let mut q = train::engine_scores(m, a.encoder, &split, &all, true)?;
-            q.name = format!("shelfwise: {name}, int8 rows");
-            Some(q)
-        } else {
-            None
-        };
-        if let Some(r) = &record {
-            curves.push(report::Curve {
-                name: scores.name.clone(),
-                epochs: r.history.iter().map(|h| (h.0, h.1, h.2)).collect(),
-            });
-        }
-        scorers.push(Box::new(scores));
-        if let Some(q) = int8 {
-            scorers.push(Box::new(q));
-        }
     }
     if let Some(b) = a.new_item_boosts.iter().find(|b| !b.is_finite()) {
         bail!("--new-item-boost must be finite, not {b}");
     }
     let new = eval::new_items(&split);
-    let models = scorers.len();
-    let boosted: Vec<eval::NewItemBoost<'_>> = a
-        .new_item_boosts
-        .iter()
-        .flat_map(|&boost| scorers[2..models].iter().map(move |s| (boost, s)))
-        .map(|(boost, s)| eval::NewItemBoost {
-            inner: s.as_ref(),
-            boost,
-            new: &new,
-        })
-        .collect();
+    let boosted = new_item_boosted(&scorers[2..], a.new_item_boosts, &new);
     let scorers: Vec<&dyn eval::Scorer> = scorers
         .iter()
         .map(|s| s.as_ref())
@@ -676,12 +624,123 @@ fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
         a.which
     );
     println!("{header}\n");
+    let rows = metrics_table(&scorers, &split, &cases);
+    let cold = if a.cold.cold > 0.0 {
+        cold_start_table(&scorers, &split, &cases, &new, a.cold.cold_seed)
+    } else {
+        Vec::new()
+    };
+    if let Some(path) = a.report {
+        write_eval_report(
+            &a,
+            path,
+            EvalResults {
+                header,
+                rows,
+                curves,
+                cold,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Loads the data, splits it leave-one-out (withholding the cold-start items, if asked) and returns the
+/// split with the cases `--split` names; an error when there are none.
+fn eval_cases(a: &EvalArgs<'_>) -> Result<(eval::Split, Vec<eval::Case>)> {
+    let d = data::Dataset::load(a.catalog, a.events, a.skip_bad)?;
+    let mut split = eval::Split::leave_one_out(&d);
+    a.cold.apply(&mut split)?;
+    let cases = match a.which {
+        "test" => split.test.clone(),
+        "valid" => split.valid.clone(),
+        other => bail!("--split must be test or valid, not `{other}`"),
+    };
+    if cases.is_empty() {
+        bail!("no session has three item events, so there is nothing to evaluate");
+    }
+    Ok((split, cases))
+}
+
+/// The `train.json` in model folder `m`: its training curves and the split it was trained on; `None` for a
+/// model folder written another way.
+fn read_train_record(m: &Path) -> Result<Option<TrainRecord>> {
+    match fs::read(m.join("train.json")) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!("{}: train.json is not shelfwise's", m.display())
+        })?)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Model `m`'s scores on every validation and test case, run by shelfwise's engine (then again with int8
+/// rows under `--int8`), and its training curve when it has one. An error when it was trained on another
+/// cold-start split.
+fn model_scorers(
+    a: &EvalArgs<'_>,
+    m: &Path,
+    split: &eval::Split,
+) -> Result<(Vec<train::Precomputed>, Option<report::Curve>)> {
+    let record = read_train_record(m)?;
+    if let Some(r) = record.as_ref().filter(|r| r.cold != a.cold) {
+        bail!(
+            "{} was trained with --cold {} --cold-seed {}; evaluate it with the same split",
+            m.display(),
+            r.cold.cold,
+            r.cold.cold_seed
+        );
+    }
+    let name = m.file_name().map_or_else(
+        || m.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let all: Vec<eval::Case> = split.valid.iter().chain(&split.test).copied().collect();
+    let mut scores = train::engine_scores(m, a.encoder, split, &all, false)?;
+    scores.name = format!("shelfwise: {name}");
+    let int8 = if a.int8 {
+        let mut q = train::engine_scores(m, a.encoder, split, &all, true)?;
+        q.name = format!("shelfwise: {name}, int8 rows");
+        Some(q)
+    } else {
+        None
+    };
+    let curve = record.map(|r| report::Curve {
+        name: scores.name.clone(),
+        epochs: r.history.iter().map(|h| (h.0, h.1, h.2)).collect(),
+    });
+    Ok((std::iter::once(scores).chain(int8).collect(), curve))
+}
+
+/// Each of `models` again with each of `boosts` added to the scores of the `new` items, boost by boost.
+fn new_item_boosted<'a>(
+    models: &'a [Box<dyn eval::Scorer>],
+    boosts: &[f32],
+    new: &'a [bool],
+) -> Vec<eval::NewItemBoost<'a>> {
+    boosts
+        .iter()
+        .flat_map(|&boost| models.iter().map(move |s| (boost, s)))
+        .map(|(boost, s)| eval::NewItemBoost {
+            inner: s.as_ref(),
+            boost,
+            new,
+        })
+        .collect()
+}
+
+/// Evaluates each scorer on `cases` (full ranking, and HR@10 on 100 sampled negatives), prints the table
+/// and returns its rows.
+fn metrics_table(
+    scorers: &[&dyn eval::Scorer],
+    split: &eval::Split,
+    cases: &[eval::Case],
+) -> Vec<report::ModelRow> {
     println!("| model | HR@10 | HR@20 | NDCG@10 | NDCG@20 | MRR@10 | HR@10, 100 sampled negatives (papers only) |");
     println!("|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
-    for s in &scorers {
-        let m = eval::evaluate(*s, &split, &cases, eval::Protocol::Full);
-        let sampled = eval::evaluate(*s, &split, &cases, eval::Protocol::Sampled(100));
+    for s in scorers {
+        let m = eval::evaluate(*s, split, cases, eval::Protocol::Full);
+        let sampled = eval::evaluate(*s, split, cases, eval::Protocol::Sampled(100));
         println!(
             "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
             s.name(),
@@ -704,70 +763,92 @@ fn eval_cmd(a: EvalArgs<'_>) -> Result<()> {
             sampled_hr10: Some(sampled.hr10),
         });
     }
-    let mut cold_rows = Vec::new();
-    if a.cold.cold > 0.0 {
-        let (cold, warm): (Vec<eval::Case>, Vec<eval::Case>) =
-            cases.iter().partition(|c| split.cold[c.target as usize]);
+    rows
+}
+
+/// Evaluates each scorer on the cases whose target was withheld from training and on the rest, with the
+/// probability it puts on `new` items, prints the cold-start table and returns its rows.
+fn cold_start_table(
+    scorers: &[&dyn eval::Scorer],
+    split: &eval::Split,
+    cases: &[eval::Case],
+    new: &[bool],
+    cold_seed: u64,
+) -> Vec<report::ColdRow> {
+    let (cold, warm): (Vec<eval::Case>, Vec<eval::Case>) =
+        cases.iter().partition(|c| split.cold[c.target as usize]);
+    println!(
+        "\ncold start: {} of {} items withheld from training (seed {}); {} cases have a withheld target\n\
+         (the last column: the mean share of a model's softmax probability on items never in training, over \
+         all {} cases, whose targets are such an item in {:.4} of them)\n",
+        split.cold.iter().filter(|&&c| c).count(),
+        split.items,
+        cold_seed,
+        cold.len(),
+        cases.len(),
+        cases.iter().filter(|c| new[c.target as usize]).count() as f64 / cases.len() as f64
+    );
+    println!(
+        "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | cold / warm HR@10 | probability on new items |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for s in scorers {
+        let c = eval::evaluate(*s, split, &cold, eval::Protocol::Full);
+        let w = eval::evaluate(*s, split, &warm, eval::Protocol::Full);
+        let mass = match s.logits() {
+            true => format!("{:.4}", eval::new_item_mass(*s, split, cases, new)),
+            false => "-".into(),
+        };
         println!(
-            "\ncold start: {} of {} items withheld from training (seed {}); {} cases have a withheld target\n\
-             (the last column: the mean share of a model's softmax probability on items never in training, over \
-             all {} cases, whose targets are such an item in {:.4} of them)\n",
-            split.cold.iter().filter(|&&c| c).count(),
-            split.items,
-            a.cold.cold_seed,
-            cold.len(),
-            cases.len(),
-            cases.iter().filter(|c| new[c.target as usize]).count() as f64 / cases.len() as f64
+            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.2} | {mass} |",
+            s.name(),
+            c.hr10,
+            c.ndcg10,
+            w.hr10,
+            w.ndcg10,
+            c.hr10 / w.hr10,
         );
-        println!(
-            "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | cold / warm HR@10 | probability on new items |"
-        );
-        println!("|---|---|---|---|---|---|---|");
-        for s in &scorers {
-            let c = eval::evaluate(*s, &split, &cold, eval::Protocol::Full);
-            let w = eval::evaluate(*s, &split, &warm, eval::Protocol::Full);
-            let mass = match s.logits() {
-                true => format!("{:.4}", eval::new_item_mass(*s, &split, &cases, &new)),
-                false => "-".into(),
-            };
-            println!(
-                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.2} | {mass} |",
-                s.name(),
-                c.hr10,
-                c.ndcg10,
-                w.hr10,
-                w.ndcg10,
-                c.hr10 / w.hr10,
-            );
-            cold_rows.push(report::ColdRow {
-                name: s.name(),
-                cold_cases: c.cases,
-                cold_hr10: c.hr10,
-                cold_ndcg10: c.ndcg10,
-                warm_cases: w.cases,
-                warm_hr10: w.hr10,
-                warm_ndcg10: w.ndcg10,
-            });
-        }
+        rows.push(report::ColdRow {
+            name: s.name(),
+            cold_cases: c.cases,
+            cold_hr10: c.hr10,
+            cold_ndcg10: c.ndcg10,
+            warm_cases: w.cases,
+            warm_hr10: w.hr10,
+            warm_ndcg10: w.ndcg10,
+        });
     }
-    if let Some(path) = a.report {
-        let html = report::render(&report::Report {
-            title: format!("shelfwise evaluation: {}", a.events.display()),
-            notes: vec![
-                header,
-                "Leave-one-out: the last item event of each session is the test target, the one before it \
-                 the validation target; models were tuned on validation only."
-                    .into(),
-                format!("Command: shelfwise {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
-            ],
-            split: a.which.to_string(),
-            rows,
-            curves,
-            cold: cold_rows,
-        })?;
-        fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
-        println!("\nwrote {}", path.display());
-    }
+    rows
+}
+
+/// What `eval` measured, for its HTML report.
+struct EvalResults {
+    /// The line that opens the printed results (data, cases, protocol).
+    header: String,
+    rows: Vec<report::ModelRow>,
+    curves: Vec<report::Curve>,
+    cold: Vec<report::ColdRow>,
+}
+
+/// Writes the HTML report of `results` to `path`.
+fn write_eval_report(a: &EvalArgs<'_>, path: &Path, results: EvalResults) -> Result<()> {
+    let html = report::render(&report::Report {
+        title: format!("shelfwise evaluation: {}", a.events.display()),
+        notes: vec![
+            results.header,
+            "Leave-one-out: the last item event of each session is the test target, the one before it \
+             the validation target; models were tuned on validation only."
+                .into(),
+            format!("Command: shelfwise {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
+        ],
+        split: a.which.to_string(),
+        rows: results.rows,
+        curves: results.curves,
+        cold: results.cold,
+    })?;
+    fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+    println!("\nwrote {}", path.display());
     Ok(())
 }
 

@@ -184,152 +184,28 @@ pub(crate) struct Plan {
 impl Plan {
     /// Validates `query` (`m * dim` values, `m >= 1`) and `opts` against `catalog`.
     pub fn new(catalog: &Catalog, query: &[f32], opts: &SearchOptions) -> Result<Plan> {
-        let dim = catalog.dim();
-        let q = combine(query, opts.weights.as_deref(), dim)?;
+        let q = combine(query, opts.weights.as_deref(), catalog.dim())?;
         if opts.k == 0 {
             return Err(Error::invalid("k", "must be at least 1"));
         }
         let n = catalog.len();
-        let mut flags = 0;
-
-        let mut mask = Vec::new();
-        if opts.allow.is_some() || !opts.exclude.is_empty() {
+        let mask = row_mask(catalog, opts);
+        let cat_allow = category_allow(catalog, opts)?;
+        let cat_boost = category_boosts(catalog, opts)?;
+        let (mut flags, price) = scalar_filters(catalog, opts)?;
+        if mask.is_some() {
             flags |= flags::MASK;
-            let words = n.div_ceil(32);
-            mask = match &opts.allow {
-                Some(allow) => {
-                    let mut m = vec![0u32; words];
-                    for id in allow {
-                        if let Some(r) = catalog.row_of(id) {
-                            m[r >> 5] |= 1 << (r & 31);
-                        }
-                    }
-                    m
-                }
-                None => {
-                    let mut m = vec![u32::MAX; words];
-                    if !n.is_multiple_of(32) {
-                        m[words - 1] = (1u32 << (n % 32)) - 1;
-                    }
-                    m
-                }
-            };
-            for id in &opts.exclude {
-                if let Some(r) = catalog.row_of(id) {
-                    mask[r >> 5] &= !(1 << (r & 31));
-                }
-            }
         }
-
-        let nc = catalog.num_categories();
-        let check_cat = |c: u32| {
-            if c >= nc {
-                Err(Error::UnknownCategory { id: c, count: nc })
-            } else {
-                Ok(c)
-            }
-        };
-        let mut cat_allow = Vec::new();
-        if let Some(cats) = &opts.categories {
-            catalog.require("categories", "category")?;
+        if cat_allow.is_some() {
             flags |= flags::CATS;
-            cat_allow = vec![0u32; (nc as usize).div_ceil(32).max(1)];
-            for &c in cats {
-                let c = check_cat(c)?;
-                cat_allow[(c >> 5) as usize] |= 1 << (c & 31);
-            }
         }
-        let mut cat_boost = Vec::new();
-        if !opts.boosts.is_empty() {
-            catalog.require("boosts", "category")?;
+        if cat_boost.is_some() {
             flags |= flags::BOOST;
-            cat_boost = vec![0f32; nc as usize];
-            for (key, &b) in &opts.boosts {
-                let c: u32 = key.trim().parse().map_err(|_| {
-                    Error::invalid("boosts", format!("key `{key}` is not a category id"))
-                })?;
-                let c = check_cat(c)?;
-                if !b.is_finite() {
-                    return Err(Error::invalid(
-                        "boosts",
-                        format!("boost for category {c} is not finite"),
-                    ));
-                }
-                cat_boost[c as usize] = b;
-            }
         }
-        let mut price = [f32::NEG_INFINITY, f32::INFINITY];
-        if let Some([lo, hi]) = opts.price_range {
-            catalog.require("priceRange", "price")?;
-            if lo.is_nan() || hi.is_nan() || lo > hi {
-                return Err(Error::invalid(
-                    "priceRange",
-                    format!("[{lo}, {hi}] is not a range"),
-                ));
-            }
-            flags |= flags::PRICE;
-            price = [lo, hi];
-        }
-        if opts.in_stock_only {
-            catalog.require("inStockOnly", "in_stock")?;
-            flags |= flags::STOCK;
-        }
-        if !opts.popularity_weight.is_finite() {
-            return Err(Error::invalid("popularityWeight", "must be finite"));
-        }
-        if opts.popularity_weight != 0.0 {
-            catalog.require("popularityWeight", "popularity")?;
-            flags |= flags::POP;
-        }
-        if !opts.new_item_boost.is_finite() {
-            return Err(Error::invalid("newItemBoost", "must be finite"));
-        }
-        if opts.new_item_boost != 0.0 {
-            catalog.require("newItemBoost", "popularity")?;
-            flags |= flags::NEW;
-        }
-        if let Some(l) = opts.mmr_lambda {
-            if !(0.0..=1.0).contains(&l) {
-                return Err(Error::invalid("mmrLambda", format!("{l} is not in [0, 1]")));
-            }
-        }
-        if let Some(c) = opts.per_category_cap {
-            catalog.require("perCategoryCap", "category")?;
-            if c == 0 {
-                return Err(Error::invalid("perCategoryCap", "must be at least 1"));
-            }
-        }
-
+        check_selection(catalog, opts)?;
         let k = opts.k.min(n);
-        if opts.mmr_lambda.is_some() && k > MAX_MMR_CANDIDATES {
-            return Err(Error::invalid(
-                "k",
-                format!("MMR serves at most {MAX_MMR_CANDIDATES} results"),
-            ));
-        }
-        let m = match (opts.mmr_lambda, opts.mmr_candidates) {
-            (Some(_), Some(0)) => {
-                return Err(Error::invalid("mmrCandidates", "must be at least 1"))
-            }
-            (Some(_), Some(c)) if c > MAX_MMR_CANDIDATES => {
-                return Err(Error::invalid(
-                    "mmrCandidates",
-                    format!("must be at most {MAX_MMR_CANDIDATES}"),
-                ))
-            }
-            (Some(_), Some(c)) => c.max(k),
-            (Some(_), None) => (4 * k).clamp(50, MAX_MMR_CANDIDATES),
-            (None, _) => k,
-        }
-        .min(n);
-
-        let (q8, qscale) = if catalog.dtype() == Dtype::I8 {
-            let mut q8 = vec![0i8; dim];
-            let s = quantize_i8(&q, &mut q8);
-            (q8, s)
-        } else {
-            (Vec::new(), 1.0)
-        };
+        let m = candidate_count(opts, k, n)?;
+        let (q8, qscale) = quantize_query(catalog, &q);
         Ok(Plan {
             q,
             q8,
@@ -337,9 +213,9 @@ impl Plan {
             k,
             m,
             flags,
-            mask,
-            cat_allow,
-            cat_boost,
+            mask: mask.unwrap_or_default(),
+            cat_allow: cat_allow.unwrap_or_default(),
+            cat_boost: cat_boost.unwrap_or_default(),
             price,
             pop_weight: opts.popularity_weight,
             new_boost: opts.new_item_boost,
@@ -367,6 +243,177 @@ impl Plan {
     #[inline(always)]
     pub fn mask_ok(&self, row: usize) -> bool {
         self.flags & flags::MASK == 0 || (self.mask[row >> 5] >> (row & 31)) & 1 == 1
+    }
+}
+
+/// The eligible rows (`flags::MASK`), one bit per global row: `allow` (or every row) less `exclude`; `None`
+/// when the request names neither.
+fn row_mask(catalog: &Catalog, opts: &SearchOptions) -> Option<Vec<u32>> {
+    if opts.allow.is_none() && opts.exclude.is_empty() {
+        return None;
+    }
+    let n = catalog.len();
+    let words = n.div_ceil(32);
+    let mut mask = match &opts.allow {
+        Some(allow) => {
+            let mut m = vec![0u32; words];
+            for id in allow {
+                if let Some(r) = catalog.row_of(id) {
+                    m[r >> 5] |= 1 << (r & 31);
+                }
+            }
+            m
+        }
+        None => {
+            let mut m = vec![u32::MAX; words];
+            if !n.is_multiple_of(32) {
+                m[words - 1] = (1u32 << (n % 32)) - 1;
+            }
+            m
+        }
+    };
+    for id in &opts.exclude {
+        if let Some(r) = catalog.row_of(id) {
+            mask[r >> 5] &= !(1 << (r & 31));
+        }
+    }
+    Some(mask)
+}
+
+/// Category `c`, when it is below `count` (the catalogue's number of categories).
+fn check_category(c: u32, count: u32) -> Result<u32> {
+    if c >= count {
+        Err(Error::UnknownCategory { id: c, count })
+    } else {
+        Ok(c)
+    }
+}
+
+/// The allowed categories (`flags::CATS`), one bit per category; `None` when the request names none.
+fn category_allow(catalog: &Catalog, opts: &SearchOptions) -> Result<Option<Vec<u32>>> {
+    let Some(cats) = &opts.categories else {
+        return Ok(None);
+    };
+    catalog.require("categories", "category")?;
+    let nc = catalog.num_categories();
+    let mut allow = vec![0u32; (nc as usize).div_ceil(32).max(1)];
+    for &c in cats {
+        let c = check_category(c, nc)?;
+        allow[(c >> 5) as usize] |= 1 << (c & 31);
+    }
+    Ok(Some(allow))
+}
+
+/// The boost of each category (`flags::BOOST`), 0 where the request gives none; `None` when it gives no
+/// boosts at all.
+fn category_boosts(catalog: &Catalog, opts: &SearchOptions) -> Result<Option<Vec<f32>>> {
+    if opts.boosts.is_empty() {
+        return Ok(None);
+    }
+    catalog.require("boosts", "category")?;
+    let nc = catalog.num_categories();
+    let mut boosts = vec![0f32; nc as usize];
+    for (key, &b) in &opts.boosts {
+        let c: u32 = key
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid("boosts", format!("key `{key}` is not a category id")))?;
+        let c = check_category(c, nc)?;
+        if !b.is_finite() {
+            return Err(Error::invalid(
+                "boosts",
+                format!("boost for category {c} is not finite"),
+            ));
+        }
+        boosts[c as usize] = b;
+    }
+    Ok(Some(boosts))
+}
+
+/// Checks the per-row filters and score terms (price range, stock, popularity weight, new-item boost)
+/// against the catalogue's attributes, and returns their flags and the price range (unbounded when unset).
+fn scalar_filters(catalog: &Catalog, opts: &SearchOptions) -> Result<(u32, [f32; 2])> {
+    let mut flags = 0;
+    let mut price = [f32::NEG_INFINITY, f32::INFINITY];
+    if let Some([lo, hi]) = opts.price_range {
+        catalog.require("priceRange", "price")?;
+        if lo.is_nan() || hi.is_nan() || lo > hi {
+            return Err(Error::invalid(
+                "priceRange",
+                format!("[{lo}, {hi}] is not a range"),
+            ));
+        }
+        flags |= flags::PRICE;
+        price = [lo, hi];
+    }
+    if opts.in_stock_only {
+        catalog.require("inStockOnly", "in_stock")?;
+        flags |= flags::STOCK;
+    }
+    if !opts.popularity_weight.is_finite() {
+        return Err(Error::invalid("popularityWeight", "must be finite"));
+    }
+    if opts.popularity_weight != 0.0 {
+        catalog.require("popularityWeight", "popularity")?;
+        flags |= flags::POP;
+    }
+    if !opts.new_item_boost.is_finite() {
+        return Err(Error::invalid("newItemBoost", "must be finite"));
+    }
+    if opts.new_item_boost != 0.0 {
+        catalog.require("newItemBoost", "popularity")?;
+        flags |= flags::NEW;
+    }
+    Ok((flags, price))
+}
+
+/// Checks the selection options: the MMR trade-off and the per-category cap.
+fn check_selection(catalog: &Catalog, opts: &SearchOptions) -> Result<()> {
+    if let Some(l) = opts.mmr_lambda {
+        if !(0.0..=1.0).contains(&l) {
+            return Err(Error::invalid("mmrLambda", format!("{l} is not in [0, 1]")));
+        }
+    }
+    if let Some(c) = opts.per_category_cap {
+        catalog.require("perCategoryCap", "category")?;
+        if c == 0 {
+            return Err(Error::invalid("perCategoryCap", "must be at least 1"));
+        }
+    }
+    Ok(())
+}
+
+/// How many candidates the backend returns for `k` results out of `n` rows: `k`, or the MMR pool.
+fn candidate_count(opts: &SearchOptions, k: usize, n: usize) -> Result<usize> {
+    if opts.mmr_lambda.is_some() && k > MAX_MMR_CANDIDATES {
+        return Err(Error::invalid(
+            "k",
+            format!("MMR serves at most {MAX_MMR_CANDIDATES} results"),
+        ));
+    }
+    let m = match (opts.mmr_lambda, opts.mmr_candidates) {
+        (Some(_), Some(0)) => return Err(Error::invalid("mmrCandidates", "must be at least 1")),
+        (Some(_), Some(c)) if c > MAX_MMR_CANDIDATES => {
+            return Err(Error::invalid(
+                "mmrCandidates",
+                format!("must be at most {MAX_MMR_CANDIDATES}"),
+            ))
+        }
+        (Some(_), Some(c)) => c.max(k),
+        (Some(_), None) => (4 * k).clamp(50, MAX_MMR_CANDIDATES),
+        (None, _) => k,
+    };
+    Ok(m.min(n))
+}
+
+/// The int8 copy of `q` and its scale for an int8 catalogue; empty and 1 otherwise.
+fn quantize_query(catalog: &Catalog, q: &[f32]) -> (Vec<i8>, f32) {
+    if catalog.dtype() == Dtype::I8 {
+        let mut q8 = vec![0i8; catalog.dim()];
+        let s = quantize_i8(q, &mut q8);
+        (q8, s)
+    } else {
+        (Vec::new(), 1.0)
     }
 }
 

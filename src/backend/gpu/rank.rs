@@ -6,6 +6,7 @@
 //! plus one copy, submits once, and reads back only each tile's best `m` (key, row) pairs, which the CPU
 //! merges.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use wgpu::util::DeviceExt;
@@ -18,7 +19,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::rank::topk::rank_key;
 use crate::rank::{Backend, Plan, RankBackend};
-use crate::shard::{Dtype, NO_CATEGORY};
+use crate::shard::{Dtype, Shard, NO_CATEGORY};
 
 struct Chunk {
     start: u32,
@@ -109,32 +110,17 @@ impl GpuIndex {
         Ok(index)
     }
 
+    /// Plans the chunks, creates the request-wide buffers and uploads every chunk, inside the caller's
+    /// error scopes.
     fn build(ctx: Rc<GpuContext>, catalog: &Catalog, max_binding: Option<u64>) -> Result<GpuIndex> {
         let device = &ctx.device;
-        let dim = catalog.dim() as u32;
         let dtype = catalog.dtype();
-        let lanes = match dtype {
-            Dtype::F32 => 1,
-            Dtype::F16 => 2,
-            Dtype::I8 => 4,
-        };
-        let row_words = dim.div_ceil(lanes);
+        let lanes = lanes(dtype);
+        let row_words = (catalog.dim() as u32).div_ceil(lanes);
         let row_bytes = row_words as u64 * 4;
         let max = max_binding.map_or(ctx.max_binding, |m| m.min(ctx.max_binding));
-        let per_chunk = (max / row_bytes).min(max / 16).min(65_535 * TILE as u64) as usize;
-        if per_chunk == 0 {
-            return Err(Error::Gpu(format!(
-                "one row ({row_bytes} bytes) exceeds the binding limit of {max} bytes"
-            )));
-        }
-
-        let dtype_const = match dtype {
-            Dtype::F32 => 0.0,
-            Dtype::F16 => 1.0,
-            Dtype::I8 => 2.0,
-        };
-        let pipeline = ctx.pipeline(Kernel::ScoreTopk, &[("DTYPE", dtype_const)]);
-        let layout = &pipeline.layout;
+        let per_chunk = rows_per_chunk(row_bytes, max)?;
+        let pipeline = ctx.pipeline(Kernel::ScoreTopk, &[("DTYPE", dtype_constant(dtype))]);
 
         let n = catalog.len();
         let nc = catalog.num_categories() as usize;
@@ -143,33 +129,12 @@ impl GpuIndex {
         let cat_allow_at = q_words as u32;
         let cat_boost_at = (q_words + cat_words) as u32;
         let req_words = q_words + cat_words + nc.max(1);
-        let storage = |label: &str, size: u64, usage: wgpu::BufferUsages| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: size.max(4).next_multiple_of(4),
-                usage,
-                mapped_at_creation: false,
-            })
-        };
         let dst = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        let mask = storage("mask", n.div_ceil(32) as u64 * 4, dst);
-        let req = storage("req", req_words as u64 * 4, dst);
+        let mask = storage(device, "mask", n.div_ceil(32) as u64 * 4, dst);
+        let req = storage(device, "req", req_words as u64 * 4, dst);
 
-        // Chunks never straddle shards.
-        let mut chunks = Vec::new();
-        let mut plan_chunks = Vec::new();
-        for (si, shard) in catalog.shards.iter().enumerate() {
-            let mut from = 0;
-            while from < shard.len {
-                let to = (from + per_chunk).min(shard.len);
-                plan_chunks.push((si, from, to));
-                from = to;
-            }
-        }
-        let total_tiles: u32 = plan_chunks
-            .iter()
-            .map(|&(_, from, to)| ((to - from) as u32).div_ceil(TILE))
-            .sum();
+        let plan = plan_chunks(catalog, per_chunk);
+        let total_tiles: u32 = plan.iter().map(ChunkRows::tiles).sum();
         let out_bytes = total_tiles as u64 * GPU_MAX_K as u64 * 8;
         if out_bytes > ctx.max_binding {
             return Err(Error::Gpu(format!(
@@ -178,109 +143,25 @@ impl GpuIndex {
             )));
         }
         let out = storage(
+            device,
             "out",
             out_bytes,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         );
 
+        let target = ChunkTarget {
+            device,
+            layout: &pipeline.layout,
+            mask: &mask,
+            req: &req,
+            out: &out,
+        };
+        let mut chunks = Vec::with_capacity(plan.len());
         let mut out_tile = 0u32;
-        for &(si, from, to) in &plan_chunks {
-            let shard = &catalog.shards[si];
-            let rows = (to - from) as u32;
-            let tiles = rows.div_ceil(TILE);
-            let elem = dtype.size();
-            let d = dim as usize;
-            let src = &shard.rows.bytes()[from * d * elem..to * d * elem];
-            let padded: Vec<u8>;
-            let contents = if (d * elem).is_multiple_of(4) {
-                src
-            } else {
-                // Pad every row to whole words.
-                let rb = row_bytes as usize;
-                let mut p = vec![0u8; (to - from) * rb];
-                for (r, row) in src.chunks_exact(d * elem).enumerate() {
-                    p[r * rb..r * rb + d * elem].copy_from_slice(row);
-                }
-                padded = p;
-                &padded
-            };
-            let rows_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("rows"),
-                contents: if contents.is_empty() {
-                    &[0; 4]
-                } else {
-                    contents
-                },
-                usage: wgpu::BufferUsages::STORAGE,
-            });
-            let attrs: Vec<[u32; 4]> = (from..to)
-                .map(|r| {
-                    let scale = shard.scales.as_ref().map_or(1.0, |s| s[r]);
-                    let mut cat = shard.category.as_ref().map_or(NO_CATEGORY, |c| c[r]);
-                    if shard.in_stock.as_ref().is_some_and(|s| s[r] == 0) {
-                        cat |= 0x8000_0000;
-                    }
-                    let price = shard.price.as_ref().map_or(0.0, |p| p[r]);
-                    let pop = shard.popularity.as_ref().map_or(0.0, |p| p[r]);
-                    [scale.to_bits(), cat, price.to_bits(), pop.to_bits()]
-                })
-                .collect();
-            let attrs_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("attrs"),
-                contents: if attrs.is_empty() {
-                    &[0; 16]
-                } else {
-                    bytemuck::cast_slice(&attrs)
-                },
-                usage: wgpu::BufferUsages::STORAGE,
-            });
-            let params = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("params"),
-                size: std::mem::size_of::<ScoreTopkParams>() as u64,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(Kernel::ScoreTopk.label()),
-                layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: params.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: rows_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: attrs_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: mask.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: req.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 5,
-                        resource: out.as_entire_binding(),
-                    },
-                ],
-            });
-            chunks.push(Chunk {
-                start: (catalog.starts[si] + from) as u32,
-                rows,
-                tiles,
-                out_tile,
-                params,
-                bind_group,
-                _rows: rows_buf,
-                _attrs: attrs_buf,
-            });
-            out_tile += tiles;
+        for &rows in &plan {
+            let chunk = Chunk::upload(&target, catalog, rows, row_bytes as usize, out_tile);
+            out_tile += chunk.tiles;
+            chunks.push(chunk);
         }
         Ok(GpuIndex {
             ctx,
@@ -461,5 +342,209 @@ impl GpuIndex {
         keys.sort_unstable_by(|a, b| b.cmp(a));
         keys.truncate(m);
         Ok((keys, query))
+    }
+}
+
+/// Query values per row word for `dtype`: 1 (f32), 2 (f16) or 4 (int8).
+fn lanes(dtype: Dtype) -> u32 {
+    match dtype {
+        Dtype::F32 => 1,
+        Dtype::F16 => 2,
+        Dtype::I8 => 4,
+    }
+}
+
+/// The `DTYPE` override constant of `score_topk.wgsl` for `dtype`.
+fn dtype_constant(dtype: Dtype) -> f64 {
+    match dtype {
+        Dtype::F32 => 0.0,
+        Dtype::F16 => 1.0,
+        Dtype::I8 => 2.0,
+    }
+}
+
+/// Rows one chunk may hold: as many as fit the binding limit `max` (rows of `row_bytes`, attributes of 16
+/// bytes) and one dispatch (65,535 workgroups of `TILE` rows). An error when not even one row fits.
+fn rows_per_chunk(row_bytes: u64, max: u64) -> Result<usize> {
+    let per_chunk = (max / row_bytes).min(max / 16).min(65_535 * TILE as u64) as usize;
+    if per_chunk == 0 {
+        return Err(Error::Gpu(format!(
+            "one row ({row_bytes} bytes) exceeds the binding limit of {max} bytes"
+        )));
+    }
+    Ok(per_chunk)
+}
+
+/// A storage buffer of at least `size` bytes, rounded up to whole words (and never empty).
+fn storage(
+    device: &wgpu::Device,
+    label: &str,
+    size: u64,
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size.max(4).next_multiple_of(4),
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+/// The rows one chunk holds: rows `from..to` of shard `shard`.
+#[derive(Clone, Copy, Debug)]
+struct ChunkRows {
+    shard: usize,
+    from: usize,
+    to: usize,
+}
+
+impl ChunkRows {
+    /// Number of rows.
+    fn len(&self) -> usize {
+        self.to - self.from
+    }
+
+    /// Number of `TILE`-row workgroups that score them.
+    fn tiles(&self) -> u32 {
+        (self.len() as u32).div_ceil(TILE)
+    }
+}
+
+/// Splits every shard of `catalog` into chunks of at most `per_chunk` rows, in order. Chunks never straddle
+/// shards.
+fn plan_chunks(catalog: &Catalog, per_chunk: usize) -> Vec<ChunkRows> {
+    let mut plan = Vec::new();
+    for (shard, s) in catalog.shards.iter().enumerate() {
+        let mut from = 0;
+        while from < s.len {
+            let to = (from + per_chunk).min(s.len);
+            plan.push(ChunkRows { shard, from, to });
+            from = to;
+        }
+    }
+    plan
+}
+
+/// The vector bytes of `rows` (`[rows, dim]` values of `elem` bytes), each row padded with zeros to
+/// `row_bytes` (whole words) when it is not already that wide.
+fn pack_rows(
+    shard: &Shard,
+    rows: ChunkRows,
+    dim: usize,
+    elem: usize,
+    row_bytes: usize,
+) -> Cow<'_, [u8]> {
+    let src = &shard.rows.bytes()[rows.from * dim * elem..rows.to * dim * elem];
+    if (dim * elem).is_multiple_of(4) {
+        return Cow::Borrowed(src);
+    }
+    let mut padded = vec![0u8; rows.len() * row_bytes];
+    for (r, row) in src.chunks_exact(dim * elem).enumerate() {
+        padded[r * row_bytes..r * row_bytes + dim * elem].copy_from_slice(row);
+    }
+    Cow::Owned(padded)
+}
+
+/// The attributes of `rows`, one `[scale bits, category, price bits, popularity bits]` per row; bit 31 of
+/// the category marks a row out of stock.
+fn pack_attrs(shard: &Shard, rows: ChunkRows) -> Vec<[u32; 4]> {
+    (rows.from..rows.to)
+        .map(|r| {
+            let scale = shard.scales.as_ref().map_or(1.0, |s| s[r]);
+            let mut cat = shard.category.as_ref().map_or(NO_CATEGORY, |c| c[r]);
+            if shard.in_stock.as_ref().is_some_and(|s| s[r] == 0) {
+                cat |= 0x8000_0000;
+            }
+            let price = shard.price.as_ref().map_or(0.0, |p| p[r]);
+            let pop = shard.popularity.as_ref().map_or(0.0, |p| p[r]);
+            [scale.to_bits(), cat, price.to_bits(), pop.to_bits()]
+        })
+        .collect()
+}
+
+/// What every chunk's bind group shares: the device, the pipeline's layout and the request-wide buffers.
+struct ChunkTarget<'a> {
+    device: &'a wgpu::Device,
+    layout: &'a wgpu::BindGroupLayout,
+    mask: &'a wgpu::Buffer,
+    req: &'a wgpu::Buffer,
+    out: &'a wgpu::Buffer,
+}
+
+impl Chunk {
+    /// Uploads `rows` of `catalog` (vectors padded to `row_bytes`, and attributes), and creates the chunk's
+    /// params uniform and its bind group; the chunk writes its tile results from tile `out_tile` on.
+    fn upload(
+        target: &ChunkTarget<'_>,
+        catalog: &Catalog,
+        rows: ChunkRows,
+        row_bytes: usize,
+        out_tile: u32,
+    ) -> Chunk {
+        let device = target.device;
+        let shard = &catalog.shards[rows.shard];
+        let contents = pack_rows(
+            shard,
+            rows,
+            catalog.dim(),
+            catalog.dtype().size(),
+            row_bytes,
+        );
+        let rows_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("rows"),
+            contents: if contents.is_empty() {
+                &[0; 4]
+            } else {
+                &contents
+            },
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let attrs = pack_attrs(shard, rows);
+        let attrs_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("attrs"),
+            contents: if attrs.is_empty() {
+                &[0; 16]
+            } else {
+                bytemuck::cast_slice(&attrs)
+            },
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: std::mem::size_of::<ScoreTopkParams>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bound = [
+            &params,
+            &rows_buf,
+            &attrs_buf,
+            target.mask,
+            target.req,
+            target.out,
+        ];
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = bound
+            .iter()
+            .enumerate()
+            .map(|(binding, b)| wgpu::BindGroupEntry {
+                binding: binding as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(Kernel::ScoreTopk.label()),
+            layout: target.layout,
+            entries: &entries,
+        });
+        Chunk {
+            start: (catalog.starts[rows.shard] + rows.from) as u32,
+            rows: rows.len() as u32,
+            tiles: rows.tiles(),
+            out_tile,
+            params,
+            bind_group,
+            _rows: rows_buf,
+            _attrs: attrs_buf,
+        }
     }
 }
