@@ -437,6 +437,36 @@ fn assets() -> &'static str {
     }
 }
 
+async fn fetch_bytes(url: &str) -> Vec<u8> {
+    let window = web_sys::window().unwrap();
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .unwrap_or_else(|e| panic!("fetching {url}: {e:?}"))
+        .dyn_into()
+        .unwrap();
+    assert!(resp.ok(), "fetching {url}: HTTP {}", resp.status());
+    let buf = JsFuture::from(resp.array_buffer().unwrap()).await.unwrap();
+    Uint8Array::new(&buf).to_vec()
+}
+
+/// `{ manifest, files }` for the bundle in folder `url`: what the storefront API's engine.js downloads.
+async fn fetch_bundle(url: &str) -> JsValue {
+    let manifest = fetch_bytes(&format!("{url}/manifest.json")).await;
+    let files = js_sys::Object::new();
+    let list = shelfwise::Manifest::from_json(&manifest)
+        .unwrap()
+        .bundle_files()
+        .unwrap();
+    for f in list {
+        let bytes = fetch_bytes(&format!("{url}/{}", f.file)).await;
+        js_sys::Reflect::set(&files, &f.file.into(), &Uint8Array::from(bytes.as_slice())).unwrap();
+    }
+    opts(&[
+        ("manifest", Uint8Array::from(manifest.as_slice()).into()),
+        ("files", files.into()),
+    ])
+}
+
 async fn fetch_json(url: &str) -> serde_json::Value {
     let window = web_sys::window().unwrap();
     let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
@@ -628,7 +658,7 @@ async fn bundle_in_the_browser_ranks_as_the_trainer() {
     let parity = fetch_json(&format!("{}/golden/model/parity.json", assets())).await;
     let device = expected_backend();
     let rec = shelfwise::wasm::BundleRecommender::load(
-        format!("{}/golden/bundle/manifest.json", assets()).into(),
+        fetch_bundle(&format!("{}/golden/bundle", assets())).await,
         opts(&[("device", device.into())]),
     )
     .await

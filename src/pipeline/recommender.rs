@@ -442,12 +442,34 @@ impl Recommender {
     }
 
     async fn interest_of(&self, steps: Vec<Step>) -> Result<Option<Vec<f32>>> {
+        Ok(self.interest_and_ranking(steps, None).await?.0)
+    }
+
+    /// The interest vector of `steps` (`None` without steps) and, when `rank` is given and the model and
+    /// ranking both run on the GPU, the ranking for it: the vector goes from the model to ranking on the
+    /// device, in one submission, and comes back with the candidates.
+    async fn interest_and_ranking(
+        &self,
+        steps: Vec<Step>,
+        rank: Option<&SearchOptions>,
+    ) -> Result<(Option<Vec<f32>>, Option<SearchResult>)> {
         if steps.is_empty() {
-            return Ok(None);
+            return Ok((None, None));
         }
         let sessions = [steps];
-        let v = on_backend!(&self.models, m => m.interest.interest(&sessions).await)?;
-        Ok(Some(v))
+        match &self.models {
+            OnBackend::Cpu(m) => Ok((Some(m.interest.interest(&sessions).await?), None)),
+            OnBackend::Gpu(m) => {
+                let nn = m.interest.backend();
+                let t = m.interest.interest_tensor(&sessions).await?;
+                if let Some(opts) = rank {
+                    if let Some((r, v)) = self.index.search_on_gpu(&t, nn, opts).await? {
+                        return Ok((Some(v), Some(r)));
+                    }
+                }
+                Ok((Some(nn.read(&t).await?), None))
+            }
+        }
     }
 
     /// Ranks the catalogue for a session, blended with a long-term `profile` when one is given. A
@@ -465,19 +487,11 @@ impl Recommender {
         }
         let (steps, mut sources, tokenize_ms) = self.steps(events).await?;
         let t1 = Instant::now();
+        // Blending with a profile happens on the host, so only an unblended vector can stay on the GPU.
         let blend = profile.as_ref().is_some_and(|p| p.weight > 0.0);
-        let (interest, mut ranked) = match &self.models {
-            OnBackend::Gpu(m) if !steps.is_empty() && !blend => {
-                // The interest vector goes from the model to ranking on the GPU, in one submission.
-                let nn = m.interest.backend();
-                let t = m.interest.interest_tensor(&[steps]).await?;
-                match self.index.search_on_gpu(&t, nn, opts).await? {
-                    Some((r, v)) => (Some(v), Some(r)),
-                    None => (Some(nn.read(&t).await?), None),
-                }
-            }
-            _ => (self.interest_of(steps).await?, None),
-        };
+        let (interest, mut ranked) = self
+            .interest_and_ranking(steps, (!blend).then_some(opts))
+            .await?;
         let model_ms = elapsed_ms(t1);
         let t2 = Instant::now();
         let query = profile::blend(interest.as_deref(), profile);

@@ -41,6 +41,9 @@ export type CatalogSource =
   | Uint8Array
   | { manifest: Uint8Array | string; files: Record<string, Uint8Array> };
 
+/** A whole bundle's bytes: `manifest.json` and every file `bundleFiles(manifest)` lists, by name. */
+export type BundleSource = { manifest: Uint8Array | string; files: Record<string, Uint8Array> };
+
 /** Backend preference. `auto` uses WebGPU for large catalogues on a hardware adapter, else the CPU. */
 export type Device = "auto" | "webgpu" | "cpu";
 

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{absolute_url, fetch_bytes, object, parse_search_options, LoadOpts, State};
+use super::{object, parse_search_options, LoadOpts, State};
 use crate::catalog::Manifest;
 use crate::error::Error;
 use crate::events::{self, Subject};
@@ -30,30 +30,21 @@ impl Default for BundleRecommender {
     }
 }
 
-/// Every file loading the bundle reads ([`Manifest::bundle_files`]), fetched (relative to `base`) or taken
-/// from `files`.
-async fn fetch_bundle_files(
+/// Every file loading the bundle reads ([`Manifest::bundle_files`]), taken from `files` (a file name to
+/// `Uint8Array` object).
+fn bundle_files_from(
     manifest: &Manifest,
-    base: Option<&str>,
     files: &JsValue,
     opts: &LoadOpts,
 ) -> Result<HashMap<String, Vec<u8>>, Error> {
     let entries = manifest.bundle_files()?;
     opts.total.set(entries.iter().map(|f| f.bytes as f64).sum());
     let mut out = HashMap::new();
-    let mut loaded = 0.0;
     for name in entries.into_iter().map(|f| f.file) {
-        let bytes = match base {
-            Some(b) => fetch_bytes(&absolute_url(&name, Some(b))?).await?,
-            None => Reflect::get(files, &name.as_str().into())
-                .ok()
-                .and_then(|f| f.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec))
-                .ok_or_else(|| {
-                    Error::Manifest(format!("`files` has no Uint8Array for `{name}`"))
-                })?,
-        };
-        loaded += bytes.len() as f64;
-        opts.progress(&name, loaded);
+        let bytes = Reflect::get(files, &name.as_str().into())
+            .ok()
+            .and_then(|f| f.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec))
+            .ok_or_else(|| Error::Manifest(format!("`files` has no Uint8Array for `{name}`")))?;
         out.insert(name, bytes);
     }
     Ok(out)
@@ -227,37 +218,28 @@ impl BundleRecommender {
         }
     }
 
-    /// Loads a bundle from its `manifest.json` URL (or `{ manifest, files }`): every file is checked
-    /// against the manifest's SHA-256 before use.
+    /// Loads a bundle from `{ manifest, files }`: the manifest's bytes (or text) and every file
+    /// `bundleFiles(manifest)` lists, by name. Fetching and caching them is the caller's (the storefront
+    /// API's `engine.js` does it); every file is checked against the manifest's size and SHA-256 here.
     pub async fn load(
-        #[wasm_bindgen(unchecked_param_type = "CatalogSource")] source: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "BundleSource")] source: JsValue,
         #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
     ) -> Result<BundleRecommender, JsValue> {
         let opts = LoadOpts::from_js(&options)?;
-        let url = source
+        if !source.is_object() {
+            return Err(Error::invalid("source", "must be { manifest, files }").into());
+        }
+        let m = Reflect::get(&source, &"manifest".into()).unwrap_or(JsValue::UNDEFINED);
+        let manifest_bytes = m
             .as_string()
-            .or_else(|| source.dyn_ref::<web_sys::Url>().map(|u| u.href()));
-        let (manifest_bytes, base, files) = if let Some(url) = url {
-            let base = absolute_url(&url, None)?;
-            (fetch_bytes(&base).await?, Some(base), JsValue::UNDEFINED)
-        } else if source.is_object() {
-            let m = Reflect::get(&source, &"manifest".into()).unwrap_or(JsValue::UNDEFINED);
-            let bytes = m
-                .as_string()
-                .map(String::into_bytes)
-                .or_else(|| m.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec))
-                .ok_or_else(|| {
-                    Error::invalid("source", "`manifest` must be a string or a Uint8Array")
-                })?;
-            let files = Reflect::get(&source, &"files".into()).unwrap_or(JsValue::UNDEFINED);
-            (bytes, None, files)
-        } else {
-            return Err(
-                Error::invalid("source", "must be a manifest URL or { manifest, files }").into(),
-            );
-        };
+            .map(String::into_bytes)
+            .or_else(|| m.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec))
+            .ok_or_else(|| {
+                Error::invalid("source", "`manifest` must be a string or a Uint8Array")
+            })?;
+        let files = Reflect::get(&source, &"files".into()).unwrap_or(JsValue::UNDEFINED);
         let manifest = Manifest::from_json(&manifest_bytes)?;
-        let mut fetched = fetch_bundle_files(&manifest, base.as_deref(), &files, &opts).await?;
+        let mut fetched = bundle_files_from(&manifest, &files, &opts)?;
         let rec = recommend::Recommender::load(
             &manifest_bytes,
             |f| {
