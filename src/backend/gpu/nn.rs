@@ -291,17 +291,24 @@ impl GpuNn {
             P::KERNELS.contains(&kernel),
             "{kernel:?} takes other params"
         );
+        self.dispatch_bytes(kernel, bytemuck::bytes_of(params), buffers, groups);
+    }
+
+    /// [`GpuNn::dispatch`] with the params as bytes: one copy of the recording code for every kernel.
+    fn dispatch_bytes(
+        &self,
+        kernel: Kernel,
+        params: &[u8],
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32, u32),
+    ) {
         let device = &self.ctx.device;
         let at = Kernel::NN
             .iter()
             .position(|&k| k == kernel)
             .expect("a Transformer kernel");
         let Pipeline { pipeline, layout } = &*self.pipelines[at];
-        let uniform = self.transient(
-            "params",
-            bytemuck::bytes_of(params),
-            wgpu::BufferUsages::UNIFORM,
-        );
+        let uniform = self.transient("params", params, wgpu::BufferUsages::UNIFORM);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: uniform.as_entire_binding(),
