@@ -269,28 +269,12 @@ async fn bad_input_gives_typed_errors() {
             .unwrap_or_else(|| panic!("{shown} was accepted"));
         assert_eq!(code(&err), want, "{shown}");
     }
-    let mut nan = q.clone();
-    nan[5] = f32::NAN;
-    assert_eq!(
-        code(
-            &search(&index, &nan, JsValue::UNDEFINED)
-                .await
-                .err()
-                .unwrap()
-        ),
-        "INVALID_QUERY"
-    );
-    let mut inf = q.clone();
-    inf[0] = f32::INFINITY;
-    assert_eq!(
-        code(
-            &search(&index, &inf, JsValue::UNDEFINED)
-                .await
-                .err()
-                .unwrap()
-        ),
-        "INVALID_QUERY"
-    );
+    for (at, bad) in [(5, f32::NAN), (0, f32::INFINITY)] {
+        let mut v = q.clone();
+        v[at] = bad;
+        let err = search(&index, &v, JsValue::UNDEFINED).await.err().unwrap();
+        assert_eq!(code(&err), "INVALID_QUERY", "{bad} at {at}");
+    }
     assert_eq!(
         code(
             &search(&index, &q[..31], JsValue::UNDEFINED)
@@ -468,15 +452,7 @@ async fn fetch_bundle(url: &str) -> JsValue {
 }
 
 async fn fetch_json(url: &str) -> serde_json::Value {
-    let window = web_sys::window().unwrap();
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
-        .await
-        .unwrap_or_else(|e| panic!("fetching {url}: {e:?}"))
-        .dyn_into()
-        .unwrap();
-    assert!(resp.ok(), "fetching {url}: HTTP {}", resp.status());
-    let text = JsFuture::from(resp.text().unwrap()).await.unwrap();
-    serde_json::from_str(&text.as_string().unwrap()).unwrap()
+    serde_json::from_slice(&fetch_bytes(url).await).unwrap()
 }
 
 async fn embed(e: &shelfwise::wasm::Embedder, texts: &[&str]) -> Result<Vec<f32>, JsValue> {
