@@ -56,8 +56,8 @@ impl<B: NnBackend> Models<B> {
             .collect())
     }
 
-    /// Checks that the parts fit each other, then runs one pass of each so the first request pays no
-    /// kernel compilation.
+    /// Checks that the parts fit each other, then runs the text encoder once, so the first search pays
+    /// no warm-up.
     async fn check_and_warm_up(&self, catalog_dim: usize) -> Result<()> {
         let dim = self.interest.dim();
         if dim != catalog_dim {
@@ -268,6 +268,10 @@ impl Recommender {
         on_backend!(&models, m => m.check_and_warm_up(catalog.dim()).await)?;
         let rank_gpu = gpu.clone().filter(|_| placement.ranking);
         let index = Index::on(catalog, rank_gpu, device.requires_gpu()).await?;
+        // Under `auto`, a catalogue the GPU could not take ranks on the CPU: keep the context only if a
+        // stage uses it.
+        let on_gpu = models.backend() == Backend::WebGpu || index.backend() == Backend::WebGpu;
+        let gpu = gpu.filter(|_| on_gpu);
         Ok(Recommender {
             index,
             models,
