@@ -43,6 +43,7 @@ const DEFAULTS = {
   sessionGapMs: 30 * 60 * 1000,
   profileWeight: 0.3,
   profileDecay: 0.7,
+  downloadTimeoutMs: 30_000,
 };
 
 const LOAD_KEYS = new Set([...Object.keys(DEFAULTS), "onProgress", "wasm"]);
@@ -72,6 +73,7 @@ function checkOptions(options) {
     ["sessionGapMs", 1, 3.15e10],
     ["profileWeight", 0, 1],
     ["profileDecay", 0, 1],
+    ["downloadTimeoutMs", 1, 3.6e6],
   ]) {
     if (typeof o[key] !== "number" || !Number.isFinite(o[key]) || o[key] < lo || o[key] > hi) {
       throw bad("INVALID_ARGUMENT", `${key} must be a number in [${lo}, ${hi}]`, key);
@@ -197,6 +199,7 @@ export class RecommenderCore {
           cache: this.#opts.cache,
           onProgress: this.#opts.onProgress,
           wasm: this.#opts.wasm,
+          downloadTimeoutMs: this.#opts.downloadTimeoutMs,
         }),
         restored,
       ]);
