@@ -184,6 +184,7 @@ export class RecommenderCore {
   #pendingWarnings = [];
   #lastShown = new Map(); // itemId -> { rank, variant } of the latest impression
   #saving = Promise.resolve();
+  #savePending = false; // a write is queued and not started: it will store the state as it is then
   #folding = Promise.resolve();
   #backend = null;
 
@@ -610,23 +611,32 @@ export class RecommenderCore {
     }
   }
 
+  /**
+   * Queues a write of the state. The record is built when the write starts, not now: writes wait for the
+   * stored record to be read and merged (#restore), and one built before that would replace the stored
+   * events with the few tracked meanwhile. One queued write covers every change made before it starts.
+   */
   #save() {
-    if (this.#opts.persist !== "indexeddb") return;
-    const record = {
-      format: "shelfwise-state",
-      version: 1,
-      events: this.history(),
-      sessionStart: this.#sessionStart,
-      profile: this.#profileRecord(),
-    };
+    if (this.#opts.persist !== "indexeddb" || this.#savePending) return;
+    this.#savePending = true;
     this.#saving = this.#saving
-      .then(() => idb((s) => s.put(record, this.#opts.storageKey)))
+      .then(() => {
+        this.#savePending = false;
+        const record = {
+          format: "shelfwise-state",
+          version: 1,
+          events: this.history(),
+          sessionStart: this.#sessionStart,
+          profile: this.#profileRecord(),
+        };
+        return idb((s) => s.put(record, this.#opts.storageKey));
+      })
       .catch((e) => this.#warn("STORAGE_FAILED", `the history could not be stored: ${e?.message ?? e}`));
   }
 
-  /** Resolves when every write so far has reached IndexedDB. */
+  /** Resolves when every write so far has reached IndexedDB (a profile being folded included). */
   flush() {
-    return this.#saving.then(() => this.#folding);
+    return this.#saving.then(() => this.#folding).then(() => this.#saving);
   }
 }
 

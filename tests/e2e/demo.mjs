@@ -4,7 +4,8 @@
 //   node tests/e2e/demo.mjs --mode cpu|webgpu --bundle cache/golden/bundle [--out target/e2e]
 //
 // It searches, opens three products and checks the rail changed and explains itself; reloads and checks the
-// history survived in IndexedDB; corrupts the stored history and checks the page recovers with a warning;
+// history survived in IndexedDB (also when `track` is called before the stored record is read); corrupts the
+// stored history and checks the page recovers with a warning;
 // records every request and checks only page assets and bundle files were fetched, none carrying session
 // data; runs the bad-input matrix (tests/e2e/matrix.js) on both entries; checks downloads that stall or run
 // past their size fail in time; saves screenshots.
@@ -193,6 +194,52 @@ try {
       }),
   );
   assert.equal(stored, null, "nothing stored after reset");
+
+  const reload = async () => {
+    await page.reload();
+    await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+  };
+  const ENTRIES = ["index", "worker"];
+
+  step("a reload, then `track` at once (before the stored record is read): the stored events are kept");
+  // Each page visit makes a recommender and tracks views straight away, as the docs show, then flushes.
+  const visit = (ids) =>
+    page.evaluate(
+      async ([b, entries, ids]) => {
+        const out = {};
+        for (const entry of entries) {
+          const { Recommender } = await import(`/pkg/${entry}.js`);
+          const rec = new Recommender(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: `reload-${entry}` });
+          const t = Date.now();
+          ids.forEach((id, i) => rec.track({ type: "view", itemId: id, ts: t + i }));
+          await rec.flush();
+          out[entry] = rec.history().map((e) => e.itemId);
+        }
+        return out;
+      },
+      [bundleUrl, ENTRIES, ids],
+    );
+  await visit(["50", "181", "1", "7", "100"]);
+  await reload();
+  await visit(["121"]);
+  await reload();
+  const kept = await page.evaluate(
+    async ([b, entries]) => {
+      const out = {};
+      for (const entry of entries) {
+        const { Recommender } = await import(`/pkg/${entry}.js`);
+        const rec = await Recommender.load(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: `reload-${entry}` });
+        out[entry] = rec.history().map((e) => e.itemId);
+        await rec.reset();
+        rec.dispose();
+      }
+      return out;
+    },
+    [bundleUrl, ENTRIES],
+  );
+  for (const entry of ENTRIES) {
+    assert.deepEqual(kept[entry], ["50", "181", "1", "7", "100", "121"], `${entry}: all 6 events survive two reloads`);
+  }
 
   step("calls before load, and the long-term profile");
   const prof = await page.evaluate(async (b) => {
