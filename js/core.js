@@ -186,6 +186,7 @@ export class RecommenderCore {
   #saving = Promise.resolve();
   #savePending = false; // a write is queued and not started: it will store the state as it is then
   #folding = Promise.resolve();
+  #generation = 0; // bumped by reset(): work started before it (a restore, a fold) drops its result
   #backend = null;
 
   constructor(source, options, openEngine) {
@@ -333,15 +334,25 @@ export class RecommenderCore {
     if (h.length === this.#sessionStart || !(ts - h[h.length - 1].ts > this.#opts.sessionGapMs)) return;
     const ended = h.slice(this.#sessionStart);
     this.#sessionStart = h.length;
-    this.#folding = this.#folding.then(() => this.#fold(ended)).catch((e) => this.#warn("PROFILE_FAILED", String(e?.message ?? e)));
+    const generation = this.#generation;
+    this.#folding = this.#folding
+      .then(() => this.#fold(ended, generation))
+      .catch((e) => {
+        if (generation === this.#generation) this.#warn("PROFILE_FAILED", String(e?.message ?? e));
+      });
   }
 
-  /** The ended session's interest vector joins the profile (the engine does the maths). */
-  async #fold(ended) {
+  /**
+   * The ended session's interest vector joins the profile (the engine does the maths). A fold started
+   * before a `reset()` (another generation) drops its result: the session it folds was wiped.
+   */
+  async #fold(ended, generation) {
+    if (generation !== this.#generation) return;
     const session = await this.#run((engine) => engine.interest(this.#modelEvents(ended)));
-    if (!session) return;
+    if (!session || generation !== this.#generation) return;
     const p = this.#profile;
     const vector = await (await this.#engineReady()).foldProfile(p?.vector, session, this.#opts.profileDecay);
+    if (generation !== this.#generation) return;
     this.#profile = { vector, sessions: (p?.sessions ?? 0) + 1 };
     this.#save();
   }
@@ -351,7 +362,9 @@ export class RecommenderCore {
     const stored = this.#storedProfile;
     this.#storedProfile = null;
     if (!stored) return;
+    const generation = this.#generation;
     const vector = await engine.storedProfile(stored.values);
+    if (generation !== this.#generation) return; // reset() wiped it meanwhile
     if (vector) {
       this.#profile = { vector, sessions: stored.sessions };
     } else {
@@ -530,9 +543,13 @@ export class RecommenderCore {
     };
   }
 
-  /** Wipes the shopper's data on this device: history, profile and the stored record. */
+  /**
+   * Wipes the shopper's data on this device: history, profile and the stored record. Work in flight (a
+   * session being folded into the profile, the stored record being read) drops its result.
+   */
   async reset() {
     this.#alive();
+    this.#generation++;
     this.#history = [];
     this.#sessionStart = 0;
     this.#profile = null;
@@ -569,6 +586,7 @@ export class RecommenderCore {
   // ---- persistence --------------------------------------------------------------------------------
 
   async #restore() {
+    const generation = this.#generation;
     let record;
     try {
       record = await idb((s) => s.get(this.#opts.storageKey));
@@ -576,7 +594,8 @@ export class RecommenderCore {
       this.#warn("STORAGE_UNAVAILABLE", `IndexedDB is not usable, so history stays in memory: ${e?.message ?? e}`);
       return;
     }
-    if (record === undefined) return;
+    // reset() was called while the record was read: it is wiped, not merged.
+    if (record === undefined || generation !== this.#generation) return;
     const problems = [];
     let events = [];
     if (!isObject(record) || record.format !== "shelfwise-state" || record.version !== 1 || !Array.isArray(record.events)) {

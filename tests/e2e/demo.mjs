@@ -5,7 +5,7 @@
 //
 // It searches, opens three products and checks the rail changed and explains itself; reloads and checks the
 // history survived in IndexedDB (also when `track` is called before the stored record is read); corrupts the
-// stored history and checks the page recovers with a warning;
+// stored history and checks the page recovers with a warning; checks `reset` wipes a profile being folded;
 // records every request and checks only page assets and bundle files were fetched, none carrying session
 // data; runs the bad-input matrix (tests/e2e/matrix.js) on both entries; checks downloads that stall or run
 // past their size fail in time; saves screenshots.
@@ -239,6 +239,48 @@ try {
   );
   for (const entry of ENTRIES) {
     assert.deepEqual(kept[entry], ["50", "181", "1", "7", "100", "121"], `${entry}: all 6 events survive two reloads`);
+  }
+
+  step("reset while a quiet session is folded into the profile: nothing comes back after a reload");
+  const folding = await page.evaluate(
+    async ([b, entries]) => {
+      const out = {};
+      for (const entry of entries) {
+        const { Recommender } = await import(`/pkg/${entry}.js`);
+        const rec = await Recommender.load(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: `fold-${entry}` });
+        // A session that went quiet two hours ago (sessionGapMs is 30 minutes): the next event folds it.
+        const past = Date.now() - 2 * 3600_000;
+        rec.track({ type: "view", itemId: "50", ts: past });
+        rec.track({ type: "view", itemId: "181", ts: past + 1000 });
+        rec.track({ type: "view", itemId: "1" });
+        await rec.reset();
+        await rec.flush();
+        out[entry] = { history: rec.history().length, profile: rec.profile() };
+        rec.dispose();
+      }
+      return out;
+    },
+    [bundleUrl, ENTRIES],
+  );
+  await reload();
+  const afterReset = await page.evaluate(
+    async ([b, entries]) => {
+      const out = {};
+      for (const entry of entries) {
+        const { Recommender } = await import(`/pkg/${entry}.js`);
+        const rec = await Recommender.load(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: `fold-${entry}` });
+        await rec.flush();
+        out[entry] = { history: rec.history().length, profile: rec.profile() };
+        await rec.reset();
+        rec.dispose();
+      }
+      return out;
+    },
+    [bundleUrl, ENTRIES],
+  );
+  for (const entry of ENTRIES) {
+    assert.deepEqual(folding[entry], { history: 0, profile: null }, `${entry}: reset wiped the session and the profile`);
+    assert.deepEqual(afterReset[entry], { history: 0, profile: null }, `${entry}: nothing stored came back after a reload`);
   }
 
   step("calls before load, and the long-term profile");
