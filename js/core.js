@@ -43,6 +43,7 @@ const DEFAULTS = {
   sessionGapMs: 30 * 60 * 1000,
   profileWeight: 0.3,
   profileDecay: 0.7,
+  downloadTimeoutMs: 30_000,
 };
 
 const LOAD_KEYS = new Set([...Object.keys(DEFAULTS), "onProgress", "wasm"]);
@@ -72,6 +73,7 @@ function checkOptions(options) {
     ["sessionGapMs", 1, 3.15e10],
     ["profileWeight", 0, 1],
     ["profileDecay", 0, 1],
+    ["downloadTimeoutMs", 1, 3.6e6],
   ]) {
     if (typeof o[key] !== "number" || !Number.isFinite(o[key]) || o[key] < lo || o[key] > hi) {
       throw bad("INVALID_ARGUMENT", `${key} must be a number in [${lo}, ${hi}]`, key);
@@ -182,7 +184,9 @@ export class RecommenderCore {
   #pendingWarnings = [];
   #lastShown = new Map(); // itemId -> { rank, variant } of the latest impression
   #saving = Promise.resolve();
+  #savePending = false; // a write is queued and not started: it will store the state as it is then
   #folding = Promise.resolve();
+  #generation = 0; // bumped by reset(): work started before it (a restore, a fold) drops its result
   #backend = null;
 
   constructor(source, options, openEngine) {
@@ -197,6 +201,7 @@ export class RecommenderCore {
           cache: this.#opts.cache,
           onProgress: this.#opts.onProgress,
           wasm: this.#opts.wasm,
+          downloadTimeoutMs: this.#opts.downloadTimeoutMs,
         }),
         restored,
       ]);
@@ -329,15 +334,25 @@ export class RecommenderCore {
     if (h.length === this.#sessionStart || !(ts - h[h.length - 1].ts > this.#opts.sessionGapMs)) return;
     const ended = h.slice(this.#sessionStart);
     this.#sessionStart = h.length;
-    this.#folding = this.#folding.then(() => this.#fold(ended)).catch((e) => this.#warn("PROFILE_FAILED", String(e?.message ?? e)));
+    const generation = this.#generation;
+    this.#folding = this.#folding
+      .then(() => this.#fold(ended, generation))
+      .catch((e) => {
+        if (generation === this.#generation) this.#warn("PROFILE_FAILED", String(e?.message ?? e));
+      });
   }
 
-  /** The ended session's interest vector joins the profile (the engine does the maths). */
-  async #fold(ended) {
+  /**
+   * The ended session's interest vector joins the profile (the engine does the maths). A fold started
+   * before a `reset()` (another generation) drops its result: the session it folds was wiped.
+   */
+  async #fold(ended, generation) {
+    if (generation !== this.#generation) return;
     const session = await this.#run((engine) => engine.interest(this.#modelEvents(ended)));
-    if (!session) return;
+    if (!session || generation !== this.#generation) return;
     const p = this.#profile;
     const vector = await (await this.#engineReady()).foldProfile(p?.vector, session, this.#opts.profileDecay);
+    if (generation !== this.#generation) return;
     this.#profile = { vector, sessions: (p?.sessions ?? 0) + 1 };
     this.#save();
   }
@@ -347,7 +362,9 @@ export class RecommenderCore {
     const stored = this.#storedProfile;
     this.#storedProfile = null;
     if (!stored) return;
+    const generation = this.#generation;
     const vector = await engine.storedProfile(stored.values);
+    if (generation !== this.#generation) return; // reset() wiped it meanwhile
     if (vector) {
       this.#profile = { vector, sessions: stored.sessions };
     } else {
@@ -526,9 +543,13 @@ export class RecommenderCore {
     };
   }
 
-  /** Wipes the shopper's data on this device: history, profile and the stored record. */
+  /**
+   * Wipes the shopper's data on this device: history, profile and the stored record. Work in flight (a
+   * session being folded into the profile, the stored record being read) drops its result.
+   */
   async reset() {
     this.#alive();
+    this.#generation++;
     this.#history = [];
     this.#sessionStart = 0;
     this.#profile = null;
@@ -565,6 +586,7 @@ export class RecommenderCore {
   // ---- persistence --------------------------------------------------------------------------------
 
   async #restore() {
+    const generation = this.#generation;
     let record;
     try {
       record = await idb((s) => s.get(this.#opts.storageKey));
@@ -572,7 +594,8 @@ export class RecommenderCore {
       this.#warn("STORAGE_UNAVAILABLE", `IndexedDB is not usable, so history stays in memory: ${e?.message ?? e}`);
       return;
     }
-    if (record === undefined) return;
+    // reset() was called while the record was read: it is wiped, not merged.
+    if (record === undefined || generation !== this.#generation) return;
     const problems = [];
     let events = [];
     if (!isObject(record) || record.format !== "shelfwise-state" || record.version !== 1 || !Array.isArray(record.events)) {
@@ -607,23 +630,32 @@ export class RecommenderCore {
     }
   }
 
+  /**
+   * Queues a write of the state. The record is built when the write starts, not now: writes wait for the
+   * stored record to be read and merged (#restore), and one built before that would replace the stored
+   * events with the few tracked meanwhile. One queued write covers every change made before it starts.
+   */
   #save() {
-    if (this.#opts.persist !== "indexeddb") return;
-    const record = {
-      format: "shelfwise-state",
-      version: 1,
-      events: this.history(),
-      sessionStart: this.#sessionStart,
-      profile: this.#profileRecord(),
-    };
+    if (this.#opts.persist !== "indexeddb" || this.#savePending) return;
+    this.#savePending = true;
     this.#saving = this.#saving
-      .then(() => idb((s) => s.put(record, this.#opts.storageKey)))
+      .then(() => {
+        this.#savePending = false;
+        const record = {
+          format: "shelfwise-state",
+          version: 1,
+          events: this.history(),
+          sessionStart: this.#sessionStart,
+          profile: this.#profileRecord(),
+        };
+        return idb((s) => s.put(record, this.#opts.storageKey));
+      })
       .catch((e) => this.#warn("STORAGE_FAILED", `the history could not be stored: ${e?.message ?? e}`));
   }
 
-  /** Resolves when every write so far has reached IndexedDB. */
+  /** Resolves when every write so far has reached IndexedDB (a profile being folded included). */
   flush() {
-    return this.#saving.then(() => this.#folding);
+    return this.#saving.then(() => this.#folding).then(() => this.#saving);
   }
 }
 

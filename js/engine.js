@@ -35,17 +35,42 @@ async function sha256Hex(bytes) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Reads a response body, reporting bytes as they arrive. */
-async function readBody(res, onBytes) {
-  if (!res.body?.getReader) return new Uint8Array(await res.arrayBuffer());
+/** How long a download may go without receiving a byte, by default (the `downloadTimeoutMs` load option). */
+export const DOWNLOAD_TIMEOUT_MS = 30_000;
+
+/**
+ * Reads a response body, reporting bytes as they arrive. Rejects as soon as the body passes `maxBytes`
+ * (cancelling the rest), and when `aborted` rejects (the download's idle timer fired).
+ */
+async function readBody(res, onBytes, { maxBytes = Infinity, aborted, file }) {
+  const tooLong = (n) =>
+    new ShelfwiseError("DOWNLOAD_FAILED", `${file}: the body passed the ${maxBytes} bytes the manifest declares (at ${n} bytes, reading stopped)`, {
+      file,
+    });
+  if (!res.body?.getReader) {
+    const all = new Uint8Array(await Promise.race([res.arrayBuffer(), aborted]));
+    if (all.length > maxBytes) throw tooLong(all.length);
+    return all;
+  }
   const reader = res.body.getReader();
   const parts = [];
   let n = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk;
+    try {
+      chunk = await Promise.race([reader.read(), aborted]);
+    } catch (e) {
+      reader.cancel().catch(() => {});
+      throw e;
+    }
+    const { done, value } = chunk;
     if (done) break;
-    parts.push(value);
     n += value.length;
+    if (n > maxBytes) {
+      reader.cancel().catch(() => {});
+      throw tooLong(n);
+    }
+    parts.push(value);
     onBytes(n);
   }
   const out = new Uint8Array(n);
@@ -59,30 +84,58 @@ async function readBody(res, onBytes) {
 
 /**
  * Downloads `url` (named `file` in errors), retrying once: a 404 is `MISSING_FILE`; anything else, including
- * a failed `check(bytes)`, is `DOWNLOAD_FAILED` unless `check` throws a ShelfwiseError of its own.
+ * a failed `check(bytes)`, is `DOWNLOAD_FAILED` unless `check` throws a ShelfwiseError of its own. An attempt
+ * that receives nothing (no headers, or no byte of the body) for `timeoutMs` is aborted, and so is one whose
+ * body passes `maxBytes`.
  */
-async function download(url, file, { init, onBytes = () => {}, check = () => {} } = {}) {
+async function download(url, file, { init, onBytes = () => {}, check = () => {}, maxBytes, timeoutMs = DOWNLOAD_TIMEOUT_MS } = {}) {
   let last;
   for (let attempt = 0; attempt < 2; attempt++) {
+    const controller = new AbortController();
+    let timer;
+    let stalled = null;
+    let stop;
+    // Rejects when the idle timer fires, so a read settles even if a stream ignored the abort.
+    const aborted = new Promise((_, reject) => (stop = reject));
+    aborted.catch(() => {});
+    const idle = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        stalled = new ShelfwiseError("DOWNLOAD_FAILED", `${file}: nothing arrived for ${timeoutMs} ms (the download stalled)`, { file });
+        stop(stalled);
+        controller.abort(stalled);
+      }, timeoutMs);
+    };
     try {
-      const res = await fetch(url, init);
+      idle();
+      const res = await Promise.race([fetch(url, { ...init, signal: controller.signal }), aborted]);
       if (res.status === 404 || res.status === 410) {
         throw new ShelfwiseError("MISSING_FILE", `${file}: the server has no such file (HTTP ${res.status})`, { file });
       }
       if (!res.ok) throw new ShelfwiseError("DOWNLOAD_FAILED", `${file}: HTTP ${res.status}`, { file });
-      const bytes = await readBody(res, onBytes);
+      const bytes = await readBody(
+        res,
+        (n) => {
+          idle();
+          onBytes(n);
+        },
+        { maxBytes, aborted, file },
+      );
+      clearTimeout(timer);
       await check(bytes);
       return bytes;
     } catch (e) {
-      last = e instanceof ShelfwiseError ? e : new ShelfwiseError("DOWNLOAD_FAILED", `${file}: ${e?.message ?? e}`, { file });
+      last = stalled ?? (e instanceof ShelfwiseError ? e : new ShelfwiseError("DOWNLOAD_FAILED", `${file}: ${e?.message ?? e}`, { file }));
       onBytes(0);
+    } finally {
+      clearTimeout(timer);
     }
   }
   throw last;
 }
 
 /** One file: from the cache when it holds these exact bytes, else downloaded (retried once) and checked. */
-async function getFile(entry, base, cache, progress) {
+async function getFile(entry, base, cache, progress, timeoutMs) {
   const url = new URL(entry.file, base).href;
   const key = `${url}${url.includes("?") ? "&" : "?"}sha256=${entry.sha256}`;
   const matches = async (bytes) => bytes.length === entry.bytes && [null, entry.sha256].includes(await sha256Hex(bytes));
@@ -102,6 +155,8 @@ async function getFile(entry, base, cache, progress) {
     }
   }
   const bytes = await download(url, entry.file, {
+    maxBytes: entry.bytes,
+    timeoutMs,
     onBytes: (n) => progress(n, false),
     check: async (b) => {
       if (b.length !== entry.bytes) {
@@ -143,7 +198,7 @@ async function openCache(enabled) {
  * text) and a Uint8Array per file name. Returns the manifest's bytes, what it lists (`plan`) and a map of
  * file bytes. The wasm module must be started (`initWasm`): it reads the manifest.
  */
-export async function fetchBundle(source, { cache = true, onProgress } = {}) {
+export async function fetchBundle(source, { cache = true, onProgress, downloadTimeoutMs } = {}) {
   const emit = (e) => {
     try {
       onProgress?.(e);
@@ -158,7 +213,7 @@ export async function fetchBundle(source, { cache = true, onProgress } = {}) {
     } catch {
       throw new ShelfwiseError("INVALID_ARGUMENT", `not a URL: ${String(source).slice(0, 200)}`, { field: "source" });
     }
-    const manifestBytes = await download(base, "manifest.json", { init: { cache: "no-cache" } });
+    const manifestBytes = await download(base, "manifest.json", { init: { cache: "no-cache" }, timeoutMs: downloadTimeoutMs });
     const plan = readManifest(manifestBytes);
     const entries = plan.files;
     const total = entries.reduce((s, f) => s + f.bytes, 0);
@@ -169,7 +224,13 @@ export async function fetchBundle(source, { cache = true, onProgress } = {}) {
     let fromCache = 0;
     for (const entry of entries) {
       emit({ type: "download", file: entry.file, loaded: done, total });
-      const got = await getFile(entry, base, store, (n) => emit({ type: "progress", file: entry.file, loaded: done + n, total }));
+      const got = await getFile(
+        entry,
+        base,
+        store,
+        (n) => emit({ type: "progress", file: entry.file, loaded: done + n, total }),
+        downloadTimeoutMs,
+      );
       files[entry.file] = got.bytes;
       keys.add(got.key);
       done += entry.bytes;
@@ -220,14 +281,14 @@ export class LocalEngine {
   #device;
 
   /** Downloads (or takes) the bundle and starts the model on `device`. */
-  static async open(source, { device = "auto", cache = true, onProgress, wasm } = {}) {
+  static async open(source, { device = "auto", cache = true, onProgress, wasm, downloadTimeoutMs } = {}) {
     if (!["auto", "webgpu", "cpu"].includes(device)) {
       throw new ShelfwiseError("INVALID_ARGUMENT", `device must be "auto", "webgpu" or "cpu", not ${JSON.stringify(device)}`, {
         field: "device",
       });
     }
     await initWasm(wasm);
-    const bundle = await fetchBundle(source, { cache, onProgress });
+    const bundle = await fetchBundle(source, { cache, onProgress, downloadTimeoutMs });
     const engine = new LocalEngine();
     engine.#bundle = bundle;
     engine.#device = device;

@@ -52,6 +52,11 @@ export interface LoadOptions {
   profileWeight?: number;
   /** How much of the old profile each ended session keeps (default 0.7). */
   profileDecay?: number;
+  /**
+   * A bundle file's download is abandoned when nothing arrives (no headers, or no byte of its body) for this
+   * many ms (default 30000, at most 3600000); it is then retried once, and loading fails with DOWNLOAD_FAILED.
+   */
+  downloadTimeoutMs?: number;
   /** Where the wasm file is, if not beside the package's JS (a URL, a Response or a compiled Module). */
   wasm?: string | URL | Response | WebAssembly.Module;
 }

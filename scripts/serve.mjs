@@ -22,10 +22,15 @@ const TYPES = {
   ".ts": "text/plain; charset=utf-8",
 };
 
-export function serve({ port = 8080, root = ".", cors = false } = {}) {
+/**
+ * Serves `root` on `port` (0: any free port). `handler(req, res, url)`, if given, sees each request first
+ * and returns true when it answered it itself (the end-to-end tests' misbehaving downloads).
+ */
+export function serve({ port = 8080, root = ".", cors = false, handler } = {}) {
   const base = resolve(root);
   const server = createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
+    if (handler?.(req, res, url)) return;
     let path = normalize(decodeURIComponent(url.pathname));
     if (path.endsWith("/")) path += "index.html";
     const file = join(base, path);

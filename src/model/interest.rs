@@ -96,7 +96,7 @@ impl<B: NnBackend> InterestModel<B> {
         if p.iter().any(|v| !v.is_finite()) {
             return Err(bad("holds a non-finite value".into()));
         }
-        if p.len() != h * text_dim {
+        if h.checked_mul(text_dim) != Some(p.len()) {
             return Err(bad("has the wrong size".into()));
         }
         let projection = backend.upload_linear(&LinearWeights {

@@ -134,6 +134,21 @@ impl BertWeights {
             ""
         };
         let r = Reader { file, st, prefix };
+        // Before anything is allocated: the tensors the config implies must fit in the file, at two bytes
+        // a value (F16, the smallest dtype read). The config's own bounds keep the count from wrapping.
+        let values = cfg
+            .parameter_count()
+            .ok_or_else(|| r.err("(file)", "cannot match a config whose size overflows a u64"))?;
+        let need = values.saturating_mul(2);
+        if need > bytes.len() as u64 {
+            return Err(r.err(
+                "(file)",
+                format!(
+                    "holds {} bytes, and the config implies {values} values: at least {need} bytes",
+                    bytes.len()
+                ),
+            ));
+        }
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
@@ -274,5 +289,72 @@ impl BertWeights {
             .collect();
         // Serialising views whose sizes match their shapes cannot fail.
         safetensors::serialize(views, None).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(extra: &str) -> ModelConfig {
+        ModelConfig::from_json(
+            format!(
+                r#"{{"vocab_size": 50, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2,
+                    "intermediate_size": 16, "hidden_act": "gelu", "max_position_embeddings": 16,
+                    "type_vocab_size": 2 {extra}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    /// `ModelConfig::parameter_count` is exactly what the weights hold, in every variant of the model.
+    #[test]
+    fn the_parameter_count_is_the_tensors_size() {
+        for extra in [
+            "",
+            r#", "shelfwise": {"pre_ln": true}"#,
+            r#", "shelfwise": {"output_dim": 5}"#,
+            r#", "shelfwise": {"external_inputs": true, "causal": true, "pooling": "last", "pre_ln": true}"#,
+        ] {
+            let cfg = tiny(extra);
+            let w = BertWeights::random(&cfg, 1);
+            let total: usize = w.named_tensors().iter().map(|(_, _, v)| v.len()).sum();
+            assert_eq!(cfg.parameter_count(), Some(total as u64), "{extra}");
+            assert!(BertWeights::from_safetensors("tiny", &w.to_safetensors(), &cfg).is_ok());
+        }
+    }
+
+    /// A config that asks for far more values than the file holds is BAD_WEIGHTS before anything is
+    /// allocated, even one that skipped `ModelConfig`'s own bounds: `1 << 24` layers once made
+    /// `Vec::with_capacity` panic with "capacity overflow" on wasm32.
+    #[test]
+    fn a_config_larger_than_the_file_is_bad_weights() {
+        let cfg = tiny("");
+        let file = BertWeights::random(&cfg, 1).to_safetensors();
+        let check = |what: &str, c: ModelConfig| {
+            let e = BertWeights::from_safetensors("tiny", &file, &c).unwrap_err();
+            assert_eq!(e.code(), "BAD_WEIGHTS", "{what}: {e}");
+            assert!(e.to_string().contains("(file)"), "{what}: {e}");
+        };
+        // Within ModelConfig's bounds, but not this file's.
+        let mut c = cfg.clone();
+        c.num_hidden_layers = 200;
+        check("200 layers", c);
+        let mut c = cfg.clone();
+        c.vocab_size = 1 << 20;
+        check("a 2^20 vocabulary", c);
+        // Past ModelConfig's bounds (a config built by hand, not read).
+        let mut c = cfg.clone();
+        c.num_hidden_layers = 1 << 24;
+        check("1 << 24 layers", c);
+        let mut c = cfg.clone();
+        c.hidden_size = 1 << 24;
+        c.intermediate_size = 1 << 24;
+        check("1 << 24 wide", c);
+        let mut c = cfg.clone();
+        c.hidden_size = usize::MAX;
+        c.num_hidden_layers = usize::MAX;
+        check("a count that overflows u64", c);
     }
 }

@@ -4,9 +4,11 @@
 //   node tests/e2e/demo.mjs --mode cpu|webgpu --bundle cache/golden/bundle [--out target/e2e]
 //
 // It searches, opens three products and checks the rail changed and explains itself; reloads and checks the
-// history survived in IndexedDB; corrupts the stored history and checks the page recovers with a warning;
+// history survived in IndexedDB (also when `track` is called before the stored record is read); corrupts the
+// stored history and checks the page recovers with a warning; checks `reset` wipes a profile being folded;
 // records every request and checks only page assets and bundle files were fetched, none carrying session
-// data; runs the bad-input matrix (tests/e2e/matrix.js) on both entries; saves screenshots.
+// data; runs the bad-input matrix (tests/e2e/matrix.js) on both entries; checks downloads that stall or run
+// past their size fail in time; saves screenshots.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -24,7 +26,38 @@ const outDir = arg("out", "target/e2e");
 mkdirSync(outDir, { recursive: true });
 const QUERY = "space adventure";
 
-const server = await serve({ port: 0, root: "." });
+// Misbehaving downloads, under /__test/<how>/ (the bundle's files, but the first shard): `stall` sends the
+// headers and half the shard, then nothing; `flood` sends bytes without end. `open` holds the responses whose
+// connection the browser has not closed yet.
+const misbehaving = { open: new Set() };
+function misbehave(req, res, url) {
+  const m = url.pathname.match(/^\/__test\/(stall|flood)\/(.+)$/);
+  if (!m) return false;
+  const [, how, name] = m;
+  if (!bundleFiles.has(name)) {
+    res.writeHead(404).end();
+    return true;
+  }
+  const body = readFileSync(join(bundleDir, name));
+  if (name !== manifest.shards[0].file) {
+    res.writeHead(200, { "content-length": body.length, "cache-control": "no-store" }).end(body);
+    return true;
+  }
+  misbehaving.open.add(res);
+  res.on("close", () => misbehaving.open.delete(res));
+  if (how === "stall") {
+    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
+    res.write(body.subarray(0, body.length >> 1));
+  } else {
+    res.writeHead(200, { "content-type": "application/octet-stream" });
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    const t = setInterval(() => res.write(chunk), 5);
+    res.on("close", () => clearInterval(t));
+  }
+  return true;
+}
+
+const server = await serve({ port: 0, root: ".", handler: misbehave });
 const origin = `http://127.0.0.1:${server.address().port}`;
 const bundlePath = "/" + relative(resolve("."), resolve(bundleDir)).split("\\").join("/") + "/";
 const bundleUrl = `${origin}${bundlePath}manifest.json`;
@@ -161,6 +194,94 @@ try {
       }),
   );
   assert.equal(stored, null, "nothing stored after reset");
+
+  const reload = async () => {
+    await page.reload();
+    await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
+  };
+  const ENTRIES = ["index", "worker"];
+
+  step("a reload, then `track` at once (before the stored record is read): the stored events are kept");
+  // Each page visit makes a recommender and tracks views straight away, as the docs show, then flushes.
+  const visit = (ids) =>
+    page.evaluate(
+      async ([b, entries, ids]) => {
+        const out = {};
+        for (const entry of entries) {
+          const { Recommender } = await import(`/pkg/${entry}.js`);
+          const rec = new Recommender(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: `reload-${entry}` });
+          const t = Date.now();
+          ids.forEach((id, i) => rec.track({ type: "view", itemId: id, ts: t + i }));
+          await rec.flush();
+          out[entry] = rec.history().map((e) => e.itemId);
+        }
+        return out;
+      },
+      [bundleUrl, ENTRIES, ids],
+    );
+  await visit(["50", "181", "1", "7", "100"]);
+  await reload();
+  await visit(["121"]);
+  await reload();
+  const kept = await page.evaluate(
+    async ([b, entries]) => {
+      const out = {};
+      for (const entry of entries) {
+        const { Recommender } = await import(`/pkg/${entry}.js`);
+        const rec = await Recommender.load(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: `reload-${entry}` });
+        out[entry] = rec.history().map((e) => e.itemId);
+        await rec.reset();
+        rec.dispose();
+      }
+      return out;
+    },
+    [bundleUrl, ENTRIES],
+  );
+  for (const entry of ENTRIES) {
+    assert.deepEqual(kept[entry], ["50", "181", "1", "7", "100", "121"], `${entry}: all 6 events survive two reloads`);
+  }
+
+  step("reset while a quiet session is folded into the profile: nothing comes back after a reload");
+  const folding = await page.evaluate(
+    async ([b, entries]) => {
+      const out = {};
+      for (const entry of entries) {
+        const { Recommender } = await import(`/pkg/${entry}.js`);
+        const rec = await Recommender.load(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: `fold-${entry}` });
+        // A session that went quiet two hours ago (sessionGapMs is 30 minutes): the next event folds it.
+        const past = Date.now() - 2 * 3600_000;
+        rec.track({ type: "view", itemId: "50", ts: past });
+        rec.track({ type: "view", itemId: "181", ts: past + 1000 });
+        rec.track({ type: "view", itemId: "1" });
+        await rec.reset();
+        await rec.flush();
+        out[entry] = { history: rec.history().length, profile: rec.profile() };
+        rec.dispose();
+      }
+      return out;
+    },
+    [bundleUrl, ENTRIES],
+  );
+  await reload();
+  const afterReset = await page.evaluate(
+    async ([b, entries]) => {
+      const out = {};
+      for (const entry of entries) {
+        const { Recommender } = await import(`/pkg/${entry}.js`);
+        const rec = await Recommender.load(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: `fold-${entry}` });
+        await rec.flush();
+        out[entry] = { history: rec.history().length, profile: rec.profile() };
+        await rec.reset();
+        rec.dispose();
+      }
+      return out;
+    },
+    [bundleUrl, ENTRIES],
+  );
+  for (const entry of ENTRIES) {
+    assert.deepEqual(folding[entry], { history: 0, profile: null }, `${entry}: reset wiped the session and the profile`);
+    assert.deepEqual(afterReset[entry], { history: 0, profile: null }, `${entry}: nothing stored came back after a reload`);
+  }
 
   step("calls before load, and the long-term profile");
   const prof = await page.evaluate(async (b) => {
@@ -310,6 +431,48 @@ try {
   assert.equal(got.file, shardName, "the error names the file");
   await context.unroute(shardUrl);
 
+  step("downloads that stall, or run past their size, fail in time (both entries)");
+  // Races the load against `ms`, so a load that hangs fails the test instead of stalling it.
+  const loadWithin = (entry, url, opts, ms) =>
+    page.evaluate(
+      async ([entry, b, o, ms]) => {
+        const { Recommender } = await import(`/pkg/${entry}.js`);
+        const t0 = performance.now();
+        const hung = new Promise((ok) => setTimeout(() => ok({ ok: false, code: "HUNG" }), ms));
+        const load = Recommender.load(b, o).then(
+          (rec) => (rec.dispose(), { ok: true }),
+          (e) => ({ ok: false, code: e.code, file: e.file, message: e.message }),
+        );
+        return { ...(await Promise.race([load, hung])), ms: performance.now() - t0 };
+      },
+      [entry, url, opts, ms],
+    );
+  const timeoutMs = 500;
+  // Fetches of the misbehaving shard, as the browser reports them (the server may see more: Chromium's
+  // network stack can resend a request on a new connection without the page asking).
+  const fetches = (how) => requests.filter((r) => r.url === `${origin}/__test/${how}/${shardName}`).length;
+  for (const entry of ["index", "worker"]) {
+    const before = { stall: fetches("stall"), flood: fetches("flood") };
+    const opts = { device: "cpu", cache: false, downloadTimeoutMs: timeoutMs };
+    got = await loadWithin(entry, `${origin}/__test/stall/manifest.json`, opts, 20_000);
+    assert.equal(got.code, "DOWNLOAD_FAILED", `${entry}: a stalled download: ${got.code} ${got.message}`);
+    assert.equal(got.file, shardName, `${entry}: the error names the stalled file`);
+    assert.ok(got.message.includes("stalled"), got.message);
+    assert.equal(fetches("stall") - before.stall, 2, `${entry}: the stalled download was retried once`);
+    // Two attempts of `timeoutMs` each, plus the rest of the bundle from this machine.
+    assert.ok(got.ms >= 2 * timeoutMs && got.ms < 2 * timeoutMs + 5000, `${entry}: it failed after ${Math.round(got.ms)} ms`);
+    const stalledMs = got.ms;
+    // No timeout option here: the default (30 s) is not what ends it, the manifest's size is.
+    got = await loadWithin(entry, `${origin}/__test/flood/manifest.json`, { device: "cpu", cache: false }, 20_000);
+    assert.equal(got.code, "DOWNLOAD_FAILED", `${entry}: an endless download: ${got.code} ${got.message}`);
+    assert.equal(got.file, shardName, `${entry}: the error names the endless file`);
+    assert.ok(got.message.includes("passed"), got.message);
+    assert.equal(fetches("flood") - before.flood, 2, `${entry}: the endless download was retried once`);
+    for (let i = 0; i < 50 && misbehaving.open.size > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(misbehaving.open.size, 0, `${entry}: the browser stopped reading both misbehaving downloads`);
+    step(`  ${entry}: a ${timeoutMs} ms stall, twice, failed after ${Math.round(stalledMs)} ms; an endless body after ${Math.round(got.ms)} ms`);
+  }
+
   step("the Cache API: a second load reads the cache; a changed manifest replaces what changed");
   await page.evaluate(() => caches.delete("shelfwise-bundles-v1"));
   const cold = await loadIn({ device: "cpu" });
@@ -379,7 +542,8 @@ try {
     const isAsset = pageAssets.has(u.pathname) || u.pathname.startsWith("/pkg/");
     const isBundle = u.pathname.startsWith(bundlePath) && bundleFiles.has(u.pathname.slice(bundlePath.length));
     const isMissingProbe = u.pathname.endsWith("/no-such/manifest.json"); // the matrix's missing-bundle case
-    assert.ok(isPage || ((isAsset || isBundle || isMissingProbe) && u.search === ""), `an unexpected request: ${r.url}`);
+    const isMisbehaving = u.pathname.startsWith("/__test/") && bundleFiles.has(u.pathname.replace(/^\/__test\/(stall|flood)\//, ""));
+    assert.ok(isPage || ((isAsset || isBundle || isMissingProbe || isMisbehaving) && u.search === ""), `an unexpected request: ${r.url}`);
     for (const id of opened) {
       assert.ok(!u.search.includes(id) || isPage, `a request carries viewed item ${id}: ${r.url}`);
     }
@@ -392,6 +556,7 @@ try {
   await page.screenshot({ path: join(outDir, `${mode}-failure.png`) }).catch(() => {});
 } finally {
   await browser.close();
+  for (const res of misbehaving.open) res.destroy();
   server.close();
 }
 process.exit(failed ? 1 : 0);

@@ -12,7 +12,22 @@ async function codeOf(f) {
   }
 }
 
-/** Fetches a bundle into `{ manifest, files }`, letting `edit` change it first. */
+/** Replaces the bytes of the file a manifest `entry` ({ file, sha256, bytes }) names, and its size and hash. */
+async function replaceFile(entry, files, bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  files[entry.file] = bytes;
+  entry.bytes = bytes.length;
+  entry.sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A bundle whose interest model's config.json has `fields` changed (its manifest entry matches it). */
+const interestConfig = (fields) => async (m, f) => {
+  const entry = m.recommender.interest.config;
+  const config = { ...JSON.parse(new TextDecoder().decode(f[entry.file])), ...fields };
+  await replaceFile(entry, f, new TextEncoder().encode(JSON.stringify(config)));
+};
+
+/** Fetches a bundle into `{ manifest, files }`, letting `edit` (which may be async) change it first. */
 async function bundleBytes(bundle, edit) {
   const manifestText = await (await fetch(bundle)).text();
   const manifest = JSON.parse(manifestText);
@@ -21,7 +36,7 @@ async function bundleBytes(bundle, edit) {
   for (const part of [r.interest, r.encoder]) for (const k of ["config", "weights", "tokenizer"]) if (part?.[k]) names.push(part[k].file);
   const files = {};
   for (const n of names) files[n] = new Uint8Array(await (await fetch(new URL(n, bundle))).arrayBuffer());
-  edit?.(manifest, files);
+  await edit?.(manifest, files);
   return { manifest: JSON.stringify(manifest), files };
 }
 
@@ -84,6 +99,27 @@ export async function run(bundle, entry) {
       "load: a manifest path outside the bundle",
       async () => Recommender.load(await bundleBytes(bundle, (m) => (m.recommender.interest.config.file = "../config.json")), { cache: false }),
       "BAD_MANIFEST",
+    ],
+    // Hostile model configs: sizes that used to trap the wasm module (a panic in an allocation), and a
+    // config within bounds that its weights file is far too small for.
+    [
+      "load: config with 1 << 24 layers",
+      async () => Recommender.load(await bundleBytes(bundle, interestConfig({ num_hidden_layers: 1 << 24 })), { cache: false }),
+      "BAD_CONFIG",
+    ],
+    [
+      "load: config with a 2^20 x 2^14 word table",
+      async () =>
+        Recommender.load(
+          await bundleBytes(bundle, interestConfig({ vocab_size: 1 << 20, hidden_size: 1 << 14, shelfwise: { causal: true, external_inputs: false, pooling: "last", pre_ln: true } })),
+          { cache: false },
+        ),
+      "BAD_CONFIG",
+    ],
+    [
+      "load: config with 200 layers, weights with 2",
+      async () => Recommender.load(await bundleBytes(bundle, interestConfig({ num_hidden_layers: 200 })), { cache: false }),
+      "BAD_WEIGHTS",
     ],
     [
       "load: catalogue-only manifest",
