@@ -188,6 +188,7 @@ export class RecommenderCore {
   #folding = Promise.resolve();
   #generation = 0; // bumped by reset(): work started before it (a restore, a fold) drops its result
   #backend = null;
+  #fallback = null; // the one restart on the CPU after a lost GPU, shared by every call that saw the loss
 
   constructor(source, options, openEngine) {
     this.#opts = checkOptions(options);
@@ -445,12 +446,18 @@ export class RecommenderCore {
       return await f(engine);
     } catch (e) {
       const err = asShelfwiseError(e);
-      if (err.code !== "GPU_ERROR" || this.#backend !== "webgpu") throw err;
-      const from = this.#backend;
-      await engine.fallbackToCpu();
+      if (err.code !== "GPU_ERROR" || (this.#backend !== "webgpu" && !this.#fallback)) throw err;
+      // Overlapping calls that all saw the loss share one restart and one backendchange; a call that
+      // fails after the restart finished just runs again on the CPU.
+      this.#fallback ??= (async () => {
+        const from = this.#backend;
+        await engine.fallbackToCpu();
+        this.#alive();
+        this.#backend = engine.info.backend;
+        this.#emit("backendchange", { from, to: this.#backend, reason: err.message });
+      })();
+      await this.#fallback;
       this.#alive();
-      this.#backend = engine.info.backend;
-      this.#emit("backendchange", { from, to: this.#backend, reason: err.message });
       return await f(engine);
     }
   }

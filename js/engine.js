@@ -279,6 +279,7 @@ export class LocalEngine {
   #rec;
   #bundle;
   #device;
+  #disposed = false;
 
   /** Downloads (or takes) the bundle and starts the model on `device`. */
   static async open(source, { device = "auto", cache = true, onProgress, wasm, downloadTimeoutMs } = {}) {
@@ -331,8 +332,15 @@ export class LocalEngine {
 
   /** Restarts on the CPU (after a lost GPU device) from the bytes already here. */
   async fallbackToCpu() {
+    if (this.#disposed) throw new ShelfwiseError("DISPOSED", "this recommender was disposed");
     const old = this.#rec;
-    this.#rec = await this.#start("cpu");
+    const rec = await this.#start("cpu");
+    if (this.#disposed) {
+      // dispose() ran while the CPU engine started: it must not outlive this engine.
+      rec.dispose();
+      throw new ShelfwiseError("DISPOSED", "the recommender was disposed during the fallback to the CPU");
+    }
+    this.#rec = rec;
     this.#device = "cpu";
     old.dispose();
   }
@@ -373,6 +381,7 @@ export class LocalEngine {
   }
 
   dispose() {
+    this.#disposed = true;
     this.#rec?.dispose();
     this.#bundle = null;
   }

@@ -527,6 +527,40 @@ try {
     assert.ok(lost.worst < 1e-3, `scores within 1e-3 (${lost.worst})`);
     assert.equal(lost.changes.length, 1, "one backendchange event");
     step(`  webgpu -> cpu, same top 10, scores within ${lost.worst.toExponential(1)}`);
+
+    step("a lost GPU device under 8 overlapping calls: one fallback and one backendchange; dispose() during the fallback settles");
+    const burst = await page.evaluate(async (b) => {
+      const out = {};
+      for (const entry of ["/pkg/index.js", "/pkg/worker.js"]) {
+        const { Recommender } = await import(entry);
+        const rec = await Recommender.load(b, { device: "webgpu", cache: false });
+        rec.track({ type: "view", itemId: "50" });
+        await rec.recommend({ k: 10 });
+        const changes = [];
+        rec.on("backendchange", (e) => changes.push(e));
+        await rec.__simulateDeviceLoss();
+        const results = await Promise.allSettled(Array.from({ length: 8 }, () => rec.recommend({ k: 10 })));
+        const onCpu = results.filter((r) => r.status === "fulfilled" && r.value.backend === "cpu").length;
+        const errors = results.filter((r) => r.status === "rejected").map((r) => r.reason?.code);
+        rec.dispose();
+        const rec2 = await Recommender.load(b, { device: "webgpu", cache: false });
+        rec2.track({ type: "view", itemId: "50" });
+        await rec2.__simulateDeviceLoss();
+        const pending = rec2.recommend({ k: 10 }).then(() => "resolved", (e) => e?.code ?? String(e));
+        await new Promise((r) => setTimeout(r, 0));
+        rec2.dispose();
+        const settled = await Promise.race([pending, new Promise((r) => setTimeout(() => r("HUNG"), 20000))]);
+        out[entry] = { onCpu, errors, changes: changes.length, settled };
+      }
+      return out;
+    }, bundleUrl);
+    for (const [entry, r] of Object.entries(burst)) {
+      assert.deepEqual(r.errors, [], `${entry}: no call failed`);
+      assert.equal(r.onCpu, 8, `${entry}: all 8 calls answered on the CPU`);
+      assert.equal(r.changes, 1, `${entry}: one backendchange for 8 overlapping calls`);
+      assert.ok(["DISPOSED", "resolved"].includes(r.settled), `${entry}: dispose() during the fallback: ${r.settled}`);
+      step(`  ${entry}: 8 calls on the CPU, 1 backendchange; dispose() during the fallback: ${r.settled}`);
+    }
   }
 
   step("privacy: only page assets and bundle files were fetched, none carrying session data");
