@@ -59,7 +59,20 @@ export type ErrorCode =
   | "GPU_ERROR" // the GPU failed while loading or running a kernel
   | "WASM_INIT_FAILED" // the wasm module did not start (JS API)
   | "WORKER_FAILED" // the `shelfwise/worker` worker failed or could not start (JS API)
+  | "WORKER_TIMEOUT" // a `shelfwise/worker` call got no answer for `workerTimeoutMs` (JS API)
   | "INTERNAL"; // anything else, which is a bug (JS API)
+
+/** Every code of a `warning` event (docs/API.md says when). */
+export type WarningCode =
+  | "CORRUPT_HISTORY" // the stored history or profile was damaged or did not fit the model; it was repaired
+  | "STORAGE_UNAVAILABLE" // IndexedDB cannot be used here (a private mode, say): history stays in memory
+  | "STORAGE_FAILED" // a write to IndexedDB failed; it is retried with the next change
+  | "STORAGE_FULL" // IndexedDB is out of quota: this page keeps the history in memory from now on
+  | "CACHE_FAILED" // a verified bundle file could not be kept in the Cache API (quota): the next visit downloads it
+  | "OUT_OF_ORDER" // an event older than the last one was placed by its time
+  | "FUTURE_TIMESTAMP" // an event's `ts` was more than a minute ahead of this device's clock: it was set to now
+  | "PROFILE_FAILED" // an ended session could not be folded into the long-term profile
+  | "WARNINGS_DROPPED"; // more warnings arrived with no `warning` handler than are kept (50): the oldest were dropped
 
 export interface EventTypeInfo {
   type: EventType | ModelEventType;
@@ -77,3 +90,5 @@ export const EVENT_TYPES: readonly EventType[];
 export const MODEL_EVENT_TYPES: readonly ModelEventType[];
 export const REASON_KINDS: readonly ReasonKind[];
 export const ERROR_CODES: readonly ErrorCode[];
+export const WARNING_CODES: readonly WarningCode[];
+export const MAX_MANIFEST_BYTES: number;

@@ -2,6 +2,7 @@
 // (history, debounce, cap, persistence, long-term profile), option checking, events, and the CPU fallback.
 import { EVENTS, EVENT_TYPES } from "./contract.js";
 import { ShelfwiseError, asShelfwiseError } from "./errors.js";
+import { FUTURE_SKEW_MS, SessionStore, isQuota, publicEvent } from "./store.js";
 
 /**
  * The event types `track` takes, by name, from the crate's table (generated into contract.js): whether the
@@ -16,6 +17,8 @@ const MAX_ID_CHARS = 256;
 /** Recent events sent to the model: it skips unknown items and reads the last `max_len` (50) of the rest. */
 const MODEL_EVENTS = 200;
 const HOOKS = new Set(["impression", "click", "recommendations", "backendchange", "warning"]);
+/** Warnings kept for a `warning` handler attached later; past this the oldest go (one `WARNINGS_DROPPED`). */
+const MAX_PENDING_WARNINGS = 50;
 const RECOMMEND_KEYS = new Set([
   "k",
   "excludeSeen",
@@ -44,6 +47,8 @@ const DEFAULTS = {
   profileWeight: 0.3,
   profileDecay: 0.7,
   downloadTimeoutMs: 30_000,
+  workerTimeoutMs: 60_000,
+  manifestSha256: null,
 };
 
 const LOAD_KEYS = new Set([...Object.keys(DEFAULTS), "onProgress", "wasm"]);
@@ -74,10 +79,14 @@ function checkOptions(options) {
     ["profileWeight", 0, 1],
     ["profileDecay", 0, 1],
     ["downloadTimeoutMs", 1, 3.6e6],
+    ["workerTimeoutMs", 1, 3.6e6],
   ]) {
     if (typeof o[key] !== "number" || !Number.isFinite(o[key]) || o[key] < lo || o[key] > hi) {
       throw bad("INVALID_ARGUMENT", `${key} must be a number in [${lo}, ${hi}]`, key);
     }
+  }
+  if (o.manifestSha256 !== null && (typeof o.manifestSha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(o.manifestSha256))) {
+    throw bad("INVALID_ARGUMENT", "manifestSha256 must be the manifest's SHA-256 as 64 hex digits", "manifestSha256");
   }
   if (typeof o.storageKey !== "string" || o.storageKey.length === 0 || o.storageKey.length > 200) {
     throw bad("INVALID_ARGUMENT", "storageKey must be a non-empty string of at most 200 characters", "storageKey");
@@ -130,38 +139,14 @@ export function checkEvent(event, now = Date.now()) {
 
 /** A stored event read back (persisted state is untrusted): the event, or null. */
 function restoreEvent(e) {
+  if (!isObject(e)) return null;
+  // The store's own fields (`key`, `uid`) are not the event's; anything else unknown makes it unreadable.
+  const { key: _key, uid: _uid, ...event } = e;
   try {
-    return checkEvent(e, NaN);
+    return checkEvent(event, NaN);
   } catch {
     return null;
   }
-}
-
-// ---- IndexedDB: one record per storage key -------------------------------------------------------
-
-const DB = "shelfwise";
-const STORE = "state";
-
-function idb(run) {
-  return new Promise((resolve, reject) => {
-    if (!globalThis.indexedDB) return reject(new Error("IndexedDB is not available"));
-    const open = indexedDB.open(DB, 1);
-    open.onupgradeneeded = () => open.result.createObjectStore(STORE);
-    open.onerror = () => reject(open.error);
-    open.onsuccess = () => {
-      const db = open.result;
-      const tx = db.transaction(STORE, "readwrite");
-      const req = run(tx.objectStore(STORE));
-      tx.oncomplete = () => {
-        db.close();
-        resolve(req?.result);
-      };
-      tx.onerror = tx.onabort = () => {
-        db.close();
-        reject(tx.error);
-      };
-    };
-  });
 }
 
 // ---- the API ------------------------------------------------------------------------------------
@@ -176,15 +161,17 @@ export class RecommenderCore {
   #ready;
   #loadError = null;
   #disposed = false;
-  #history = [];
-  #sessionStart = 0; // index in #history where the current session begins
+  #history = []; // events in time order, each with the `uid` that lets tabs merge each other's events once
+  #uids = new Set(); // the uids in #history
+  #nextUid = 0; // for events of a page that stores nothing
+  #boundary = null; // `ts` of the last event folded into the profile: the session is what comes after it
   #profile = null; // { vector: Float32Array, sessions }
   #storedProfile = null; // { values: number[], sessions }: read back, checked once the engine is up
   #handlers = new Map();
   #pendingWarnings = [];
+  #droppedWarnings = 0;
   #lastShown = new Map(); // itemId -> { rank, variant } of the latest impression
-  #saving = Promise.resolve();
-  #savePending = false; // a write is queued and not started: it will store the state as it is then
+  #store = null; // the IndexedDB session store shared by this storage key's tabs (persist: "indexeddb")
   #folding = Promise.resolve();
   #generation = 0; // bumped by reset(): work started before it (a restore, a fold) drops its result
   #backend = null;
@@ -192,17 +179,28 @@ export class RecommenderCore {
 
   constructor(source, options, openEngine) {
     this.#opts = checkOptions(options);
-    const restored = this.#opts.persist === "indexeddb" ? this.#restore() : Promise.resolve();
-    // Writes wait for the stored record to be read (and merged with events tracked meanwhile).
-    this.#saving = restored.catch(() => {});
+    let restored = Promise.resolve();
+    if (this.#opts.persist === "indexeddb") {
+      this.#store = new SessionStore({
+        key: this.#opts.storageKey,
+        cap: this.#opts.historyCap,
+        validate: restoreEvent,
+        warn: (code, message) => this.#warn(code, message),
+        onRemote: (message) => this.#remote(message),
+      });
+      restored = this.#restore();
+    }
     this.#ready = (async () => {
       const [engine] = await Promise.all([
         openEngine(source, {
           device: this.#opts.device,
           cache: this.#opts.cache,
           onProgress: this.#opts.onProgress,
+          onWarning: (w) => this.#warn(w.code, w.message),
           wasm: this.#opts.wasm,
           downloadTimeoutMs: this.#opts.downloadTimeoutMs,
+          workerTimeoutMs: this.#opts.workerTimeoutMs,
+          manifestSha256: this.#opts.manifestSha256,
         }),
         restored,
       ]);
@@ -252,6 +250,11 @@ export class RecommenderCore {
   #emit(type, payload) {
     const hs = this.#handlers.get(type);
     if (type === "warning" && (!hs || hs.size === 0)) {
+      // Kept for a handler attached later, but not without bound.
+      if (this.#pendingWarnings.length >= MAX_PENDING_WARNINGS) {
+        this.#pendingWarnings.shift();
+        this.#droppedWarnings++;
+      }
       this.#pendingWarnings.push(payload);
       return;
     }
@@ -266,6 +269,7 @@ export class RecommenderCore {
   }
 
   #warn(code, message) {
+    if (this.#disposed) return;
     this.#emit("warning", { code, message });
   }
 
@@ -275,9 +279,14 @@ export class RecommenderCore {
     if (typeof handler !== "function") throw bad("INVALID_ARGUMENT", "the handler must be a function", "handler");
     if (!this.#handlers.has(type)) this.#handlers.set(type, new Set());
     this.#handlers.get(type).add(handler);
-    if (type === "warning" && this.#pendingWarnings.length > 0) {
+    if (type === "warning" && (this.#pendingWarnings.length > 0 || this.#droppedWarnings > 0)) {
       const pending = this.#pendingWarnings.splice(0);
-      queueMicrotask(() => pending.forEach((w) => this.#emit("warning", w)));
+      const dropped = this.#droppedWarnings;
+      this.#droppedWarnings = 0;
+      queueMicrotask(() => {
+        if (dropped) this.#warn("WARNINGS_DROPPED", `${dropped} earlier warnings were dropped (at most ${MAX_PENDING_WARNINGS} wait for a handler)`);
+        pending.forEach((w) => this.#emit("warning", w));
+      });
     }
     return () => this.#handlers.get(type)?.delete(handler);
   }
@@ -296,6 +305,30 @@ export class RecommenderCore {
     return this.#engine;
   }
 
+  /** Where the current session starts in #history: after the last event folded into the profile. */
+  #sessionStart() {
+    const h = this.#history;
+    if (this.#boundary === null) return 0;
+    let i = h.length;
+    while (i > 0 && h[i - 1].ts > this.#boundary) i--;
+    return i;
+  }
+
+  /** Puts `e` where its time puts it (after events of the same time) and keeps the cap. Returns its index. */
+  #insert(e) {
+    const h = this.#history;
+    let at = h.length;
+    while (at > 0 && h[at - 1].ts > e.ts) at--;
+    h.splice(at, 0, e);
+    this.#uids.add(e.uid);
+    if (h.length > this.#opts.historyCap) {
+      const dropped = h.splice(0, h.length - this.#opts.historyCap);
+      for (const d of dropped) this.#uids.delete(d.uid);
+      at -= dropped.length;
+    }
+    return at;
+  }
+
   /**
    * Records one event. Returns `true` when it was stored, `false` when it repeated a view of the same item
    * within `debounceMs`. Throws a ShelfwiseError for a malformed event; items the bundle does not know
@@ -304,48 +337,91 @@ export class RecommenderCore {
   track(event) {
     this.#alive();
     const e = checkEvent(event);
+    const now = Date.now();
+    if (e.ts > now + FUTURE_SKEW_MS) {
+      // A `ts` from a clock that runs ahead would keep the session open until that time comes.
+      this.#warn("FUTURE_TIMESTAMP", `an event's ts (${e.ts}) was ${Math.round((e.ts - now) / 1000)} s ahead of this device's clock: it was set to now`);
+      e.ts = now;
+    }
     const h = this.#history;
     if (e.type === "view") {
-      for (let i = h.length - 1; i >= this.#sessionStart; i--) {
+      const start = this.#sessionStart();
+      for (let i = h.length - 1; i >= start; i--) {
         if (e.ts - h[i].ts > this.#opts.debounceMs) break;
         if (h[i].type === "view" && h[i].itemId === e.itemId && e.ts >= h[i].ts) return false;
       }
     }
     this.#maybeEndSession(e.ts);
     // Events may arrive late (a queue flushed after a reconnect): they go where their time puts them.
-    let at = h.length;
-    while (at > this.#sessionStart && h[at - 1].ts > e.ts) at--;
-    if (at < h.length) this.#warn("OUT_OF_ORDER", `an event at ${e.ts} arrived after one at ${h[h.length - 1].ts}; it was placed by its time`);
-    h.splice(at, 0, e);
-    if (h.length > this.#opts.historyCap) {
-      const drop = h.length - this.#opts.historyCap;
-      h.splice(0, drop);
-      this.#sessionStart = Math.max(0, this.#sessionStart - drop);
+    e.uid = this.#store ? this.#store.uid() : `page:${this.#nextUid++}`;
+    const last = h.at(-1);
+    if (this.#insert(e) < this.#history.length - 1) {
+      this.#warn("OUT_OF_ORDER", `an event at ${e.ts} arrived after one at ${last.ts}; it was placed by its time`);
     }
     if (e.type === "click" && this.#lastShown.has(e.itemId)) {
       this.#emit("click", { itemId: e.itemId, ...this.#lastShown.get(e.itemId), ts: e.ts });
     }
-    this.#save();
+    this.#store?.append([e]);
     return true;
+  }
+
+  /** What another tab of this storage key did: tracked events, a changed profile, or a reset. */
+  #remote(message) {
+    if (this.#disposed) return;
+    switch (message.type) {
+      case "append":
+        for (const raw of Array.isArray(message.events) ? message.events : []) {
+          const e = restoreEvent(raw);
+          if (!e || typeof raw.uid !== "string" || this.#uids.has(raw.uid)) continue;
+          e.uid = raw.uid;
+          this.#insert(e);
+        }
+        break;
+      case "meta": {
+        if (typeof message.boundary === "number" && !(message.boundary <= this.#boundary)) this.#boundary = message.boundary;
+        const p = readProfile(message.profile);
+        if (p) this.#takeProfile(p, this.#generation);
+        break;
+      }
+      case "reset":
+        this.#wipe();
+        break;
+    }
+  }
+
+  /** Adopts a profile another tab stored, once the engine has checked it fits this bundle's model. */
+  async #takeProfile(p, generation) {
+    if (!this.#engine) {
+      this.#storedProfile = p;
+      return;
+    }
+    try {
+      const vector = await this.#engine.storedProfile(p.values);
+      if (vector && generation === this.#generation) this.#profile = { vector, sessions: p.sessions };
+    } catch {
+      // an engine that went away meanwhile: the next load reads the profile back
+    }
   }
 
   /** After a quiet spell longer than `sessionGapMs`, the session so far is folded into the profile. */
   #maybeEndSession(ts) {
     const h = this.#history;
-    if (h.length === this.#sessionStart || !(ts - h[h.length - 1].ts > this.#opts.sessionGapMs)) return;
-    const ended = h.slice(this.#sessionStart);
-    this.#sessionStart = h.length;
+    const start = this.#sessionStart();
+    if (h.length === start || !(ts - h[h.length - 1].ts > this.#opts.sessionGapMs)) return;
+    const ended = h.slice(start);
+    const through = h[h.length - 1].ts;
+    this.#boundary = through;
     const generation = this.#generation;
     this.#folding = this.#folding
-      .then(() => this.#fold(ended, generation))
+      .then(() => (this.#store?.persistent ? this.#foldShared(through, generation) : this.#fold(ended, generation)))
       .catch((e) => {
-        if (generation === this.#generation) this.#warn("PROFILE_FAILED", String(e?.message ?? e));
+        if (generation === this.#generation && !this.#disposed) this.#warn("PROFILE_FAILED", String(e?.message ?? e));
       });
   }
 
   /**
-   * The ended session's interest vector joins the profile (the engine does the maths). A fold started
-   * before a `reset()` (another generation) drops its result: the session it folds was wiped.
+   * The ended session's interest vector joins the page's profile (the engine does the maths). A fold
+   * started before a `reset()` (another generation) drops its result: the session it folds was wiped.
    */
   async #fold(ended, generation) {
     if (generation !== this.#generation) return;
@@ -355,7 +431,46 @@ export class RecommenderCore {
     const vector = await (await this.#engineReady()).foldProfile(p?.vector, session, this.#opts.profileDecay);
     if (generation !== this.#generation) return;
     this.#profile = { vector, sessions: (p?.sessions ?? 0) + 1 };
-    this.#save();
+  }
+
+  /**
+   * The same fold for a stored profile, under the storage key's Web Lock: the stored profile (which another
+   * tab may have changed) is the one folded into, and a session another tab already folded is not folded
+   * twice (the stored boundary is past it).
+   */
+  async #foldShared(through, generation) {
+    await this.#engineReady(); // loading must not hold the lock
+    const store = this.#store;
+    await store.withLock(async () => {
+      if (generation !== this.#generation) return;
+      const meta = await store.readMeta();
+      if (!meta || generation !== this.#generation) return; // another tab reset the store first
+      const from = meta.boundary ?? -Infinity;
+      const stored = readProfile(meta.profile);
+      if (from >= through) {
+        // Another tab folded this session already: its profile is the one to use.
+        if (stored) await this.#takeProfile(stored, generation);
+        return;
+      }
+      const events = this.#history.filter((e) => e.ts > from && e.ts <= through);
+      const session = await this.#run((engine) => engine.interest(this.#modelEvents(events)));
+      if (generation !== this.#generation) return;
+      const engine = await this.#engineReady();
+      let base = stored ? await engine.storedProfile(stored.values) : undefined;
+      let sessions = base ? stored.sessions : 0;
+      if (!stored && this.#profile) {
+        base = this.#profile.vector;
+        sessions = this.#profile.sessions;
+      }
+      let profile = base ? { vector: base, sessions } : null;
+      if (session) profile = { vector: await engine.foldProfile(base, session, this.#opts.profileDecay), sessions: sessions + 1 };
+      if (generation !== this.#generation) return;
+      const written = await store.writeMeta({
+        boundary: through,
+        profile: profile ? { vector: Array.from(profile.vector), sessions: profile.sessions } : null,
+      });
+      if (written && generation === this.#generation) this.#profile = profile;
+    });
   }
 
   /** A profile read back from storage is used if the engine finds it fits this bundle's model. */
@@ -370,7 +485,7 @@ export class RecommenderCore {
       this.#profile = { vector, sessions: stored.sessions };
     } else {
       this.#warn("CORRUPT_HISTORY", "the stored profile does not fit this bundle's model (another width, or a value that is not a finite 32-bit float): it was dropped");
-      this.#save();
+      this.#store?.writeMeta({ boundary: this.#boundary, profile: null }).catch(() => {});
     }
   }
 
@@ -486,7 +601,7 @@ export class RecommenderCore {
     await this.#folding;
     const out = await this.#run(async (engine) => {
       const search = this.#searchOptions(opts, engine, true);
-      const events = this.#modelEvents(this.#history.slice(this.#sessionStart));
+      const events = this.#modelEvents(this.#history.slice(this.#sessionStart()));
       const p = this.#profile;
       // An empty session ranks by the profile alone, whatever profileWeight says.
       const profile = p ? { vector: p.vector, weight: events.length ? this.#opts.profileWeight : 1 } : undefined;
@@ -521,7 +636,7 @@ export class RecommenderCore {
 
   /** Every stored event, oldest first (copies). */
   history() {
-    return this.#history.map((e) => ({ ...e }));
+    return this.#history.map(publicEvent);
   }
 
   /** The long-term profile: `{ vector, sessions }`, or null before any session has ended. */
@@ -545,27 +660,35 @@ export class RecommenderCore {
       version: 1,
       exportedAt: new Date().toISOString(),
       events: this.history(),
-      sessionStart: this.#sessionStart,
+      sessionStart: this.#sessionStart(),
       profile: this.#profileRecord(),
     };
   }
 
-  /**
-   * Wipes the shopper's data on this device: history, profile and the stored record. Work in flight (a
-   * session being folded into the profile, the stored record being read) drops its result.
-   */
-  async reset() {
-    this.#alive();
+  /** Forgets everything about the shopper in this page (reset here, or in another tab). */
+  #wipe() {
     this.#generation++;
     this.#history = [];
-    this.#sessionStart = 0;
+    this.#uids.clear();
+    this.#boundary = null;
     this.#profile = null;
     this.#storedProfile = null;
     this.#lastShown.clear();
-    if (this.#opts.persist === "indexeddb") {
-      await this.#saving;
+    // The encoded searches the engine keeps are the shopper's too.
+    this.#engine?.forgetQueries().catch(() => {});
+  }
+
+  /**
+   * Wipes the shopper's data on this device: history, profile, the stored events and the engine's cached
+   * searches, in this tab and every other tab of this storage key. Work in flight (a session being folded
+   * into the profile, the stored record being read, events queued for writing) drops its result.
+   */
+  async reset() {
+    this.#alive();
+    this.#wipe();
+    if (this.#store) {
       try {
-        await idb((s) => s.delete(this.#opts.storageKey));
+        await this.#store.reset();
       } catch (e) {
         this.#warn("STORAGE_FAILED", `the stored history could not be deleted: ${e?.message ?? e}`);
       }
@@ -581,89 +704,72 @@ export class RecommenderCore {
     await engine.simulateDeviceLoss();
   }
 
-  /** Releases the model and shards. The stored history stays (use `reset` to wipe it). */
+  /** Testing only (`shelfwise/worker`): the worker hangs, as a stuck module would; `workerTimeoutMs` ends it. */
+  async __simulateWorkerHang() {
+    const engine = await this.#engineReady();
+    if (!engine.simulateHang) throw bad("INVALID_ARGUMENT", "only the worker entry (shelfwise/worker) has a worker to hang");
+    return engine.simulateHang();
+  }
+
+  /** Releases the model and shards. The stored history stays (use `reset` to wipe it); queued writes finish. */
   dispose() {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#engine?.dispose();
     this.#engine = null;
     this.#handlers.clear();
+    this.#store?.close();
   }
 
   // ---- persistence --------------------------------------------------------------------------------
 
+  /** Reads the stored events and profile, and merges the events tracked meanwhile (by time). */
   async #restore() {
     const generation = this.#generation;
-    let record;
+    let stored;
     try {
-      record = await idb((s) => s.get(this.#opts.storageKey));
+      stored = await this.#store.open();
     } catch (e) {
-      this.#warn("STORAGE_UNAVAILABLE", `IndexedDB is not usable, so history stays in memory: ${e?.message ?? e}`);
+      if (isQuota(e)) this.#warn("STORAGE_FULL", `IndexedDB is out of quota, so history stays in memory: ${e?.message ?? e}`);
+      else this.#warn("STORAGE_UNAVAILABLE", `IndexedDB is not usable, so history stays in memory: ${e?.message ?? e}`);
       return;
     }
     // reset() was called while the record was read: it is wiped, not merged.
-    if (record === undefined || generation !== this.#generation) return;
-    const problems = [];
-    let events = [];
-    if (!isObject(record) || record.format !== "shelfwise-state" || record.version !== 1 || !Array.isArray(record.events)) {
-      problems.push("the record is not shelfwise state");
-    } else {
-      for (const e of record.events) {
-        const ok = restoreEvent(e);
-        if (ok) events.push(ok);
-      }
-      if (events.length < record.events.length) problems.push(`${record.events.length - events.length} unreadable events were dropped`);
-      // Stored order must be time order; anything else is repaired rather than trusted.
-      if (events.some((e, i) => i > 0 && events[i - 1].ts > e.ts)) {
-        events = events.map((e, i) => [e, i]).sort((a, b) => a[0].ts - b[0].ts || a[1] - b[1]).map((x) => x[0]);
-        problems.push("events were out of order");
-      }
-      const p = record.profile;
-      if (p !== null && p !== undefined) {
-        // Its values are checked by the engine once it is up (they must fit the model, as 32-bit floats).
-        const ok = Array.isArray(p?.vector) && p.vector.every((x) => typeof x === "number") && Number.isSafeInteger(p.sessions) && p.sessions > 0;
-        if (ok) this.#storedProfile = { values: p.vector, sessions: p.sessions };
-        else problems.push("the profile was unreadable");
-      }
+    if (generation !== this.#generation) return;
+    const problems = [...stored.problems];
+    if (stored.profile !== null) {
+      const p = readProfile(stored.profile);
+      // Its values are checked by the engine once it is up (they must fit the model, as 32-bit floats).
+      if (p) this.#storedProfile = p;
+      else problems.push("the profile was unreadable");
     }
-    const start = Number.isSafeInteger(record?.sessionStart) && record.sessionStart >= 0 && record.sessionStart <= events.length ? record.sessionStart : 0;
-    // Events tracked before the record arrived come after it.
+    // Events tracked before the stored ones arrived are merged in by time (they are queued for writing).
     const early = this.#history;
-    this.#history = [...events.slice(-this.#opts.historyCap), ...early].slice(-this.#opts.historyCap);
-    this.#sessionStart = Math.max(0, start - Math.max(0, events.length - this.#opts.historyCap));
+    this.#history = [];
+    this.#uids.clear();
+    for (const e of [...stored.events, ...early]) if (!this.#uids.has(e.uid)) this.#insert(e);
+    if (stored.boundary !== null && !(stored.boundary <= this.#boundary)) this.#boundary = stored.boundary;
     if (problems.length) {
       this.#warn("CORRUPT_HISTORY", `the stored history was damaged and has been repaired: ${problems.join("; ")}`);
-      this.#save();
+      if (problems.includes("the profile was unreadable")) this.#store.writeMeta({ boundary: this.#boundary, profile: null }).catch(() => {});
     }
-  }
-
-  /**
-   * Queues a write of the state. The record is built when the write starts, not now: writes wait for the
-   * stored record to be read and merged (#restore), and one built before that would replace the stored
-   * events with the few tracked meanwhile. One queued write covers every change made before it starts.
-   */
-  #save() {
-    if (this.#opts.persist !== "indexeddb" || this.#savePending) return;
-    this.#savePending = true;
-    this.#saving = this.#saving
-      .then(() => {
-        this.#savePending = false;
-        const record = {
-          format: "shelfwise-state",
-          version: 1,
-          events: this.history(),
-          sessionStart: this.#sessionStart,
-          profile: this.#profileRecord(),
-        };
-        return idb((s) => s.put(record, this.#opts.storageKey));
-      })
-      .catch((e) => this.#warn("STORAGE_FAILED", `the history could not be stored: ${e?.message ?? e}`));
   }
 
   /** Resolves when every write so far has reached IndexedDB (a profile being folded included). */
   flush() {
-    return this.#saving.then(() => this.#folding).then(() => this.#saving);
+    const store = this.#store;
+    if (!store) return this.#folding;
+    return store
+      .flush()
+      .then(() => this.#folding)
+      .then(() => store.flush());
   }
+}
+
+/** A stored profile record `{ vector: number[], sessions }` as `{ values, sessions }`, or null if unreadable. */
+function readProfile(p) {
+  const ok = isObject(p) && Array.isArray(p.vector) && p.vector.every((x) => typeof x === "number") && Number.isSafeInteger(p.sessions) && p.sessions > 0;
+  return ok ? { values: p.vector, sessions: p.sessions } : null;
 }
 
 /** The public `Recommender` class over an engine opener (this thread's, or a worker's). */

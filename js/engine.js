@@ -2,7 +2,8 @@
 // SubtleCrypto, the Cache API, one retry, progress). It runs wherever it is imported: on the page
 // (`shelfwise`) or inside the dedicated worker (`shelfwise/worker`). The manifest is read by the wasm module
 // (`bundleFiles`), and the profile's maths is the wasm module's too (`foldProfile`, `storedProfile`).
-import init, { BundleRecommender, bundleFiles, foldProfile, storedProfile } from "./shelfwise.js";
+import init, { BundleRecommender, bundleFiles, foldProfile, sha256Hex as wasmSha256Hex, storedProfile } from "./shelfwise.js";
+import { MAX_MANIFEST_BYTES } from "./contract.js";
 import { ShelfwiseError, asShelfwiseError } from "./errors.js";
 
 const CACHE_NAME = "shelfwise-bundles-v1";
@@ -135,7 +136,7 @@ async function download(url, file, { init, onBytes = () => {}, check = () => {},
 }
 
 /** One file: from the cache when it holds these exact bytes, else downloaded (retried once) and checked. */
-async function getFile(entry, base, cache, progress, timeoutMs) {
+async function getFile(entry, base, cache, progress, timeoutMs, cacheFailed) {
   const url = new URL(entry.file, base).href;
   const key = `${url}${url.includes("?") ? "&" : "?"}sha256=${entry.sha256}`;
   const matches = async (bytes) => bytes.length === entry.bytes && [null, entry.sha256].includes(await sha256Hex(bytes));
@@ -177,8 +178,9 @@ async function getFile(entry, base, cache, progress, timeoutMs) {
   if (cache) {
     try {
       await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
-    } catch {
-      // Quota or a private mode: the bundle still loads.
+    } catch (e) {
+      // Quota or a private mode: the bundle still loads, and the next visit downloads it again.
+      cacheFailed(entry.file, e);
     }
   }
   return { bytes, key, cached: false };
@@ -198,12 +200,35 @@ async function openCache(enabled) {
  * text) and a Uint8Array per file name. Returns the manifest's bytes, what it lists (`plan`) and a map of
  * file bytes. The wasm module must be started (`initWasm`): it reads the manifest.
  */
-export async function fetchBundle(source, { cache = true, onProgress, downloadTimeoutMs } = {}) {
+export async function fetchBundle(source, { cache = true, onProgress, onWarning, downloadTimeoutMs, manifestSha256 } = {}) {
   const emit = (e) => {
     try {
       onProgress?.(e);
     } catch {
       // A throwing progress handler must not break loading.
+    }
+  };
+  let warnedCache = false;
+  const cacheFailed = (file, e) => {
+    if (warnedCache) return;
+    warnedCache = true;
+    warn("CACHE_FAILED", `${file} could not be kept in the Cache API, so the next visit downloads it again: ${e?.message ?? e}`);
+  };
+  const warn = (code, message) => {
+    try {
+      onWarning?.({ code, message });
+    } catch {
+      // A throwing handler must not break loading.
+    }
+  };
+  // The manifest names every other file and its hash: pinning it pins the whole bundle.
+  const pinned = (bytes) => {
+    if (!manifestSha256) return;
+    const found = wasmSha256Hex(bytes);
+    if (found !== manifestSha256.toLowerCase()) {
+      throw new ShelfwiseError("INTEGRITY", `manifest.json: SHA-256 ${found} is not the pinned ${manifestSha256.toLowerCase()} (manifestSha256)`, {
+        file: "manifest.json",
+      });
     }
   };
   if (typeof source === "string" || source instanceof URL) {
@@ -213,7 +238,13 @@ export async function fetchBundle(source, { cache = true, onProgress, downloadTi
     } catch {
       throw new ShelfwiseError("INVALID_ARGUMENT", `not a URL: ${String(source).slice(0, 200)}`, { field: "source" });
     }
-    const manifestBytes = await download(base, "manifest.json", { init: { cache: "no-cache" }, timeoutMs: downloadTimeoutMs });
+    const manifestBytes = await download(base, "manifest.json", {
+      init: { cache: "no-cache" },
+      timeoutMs: downloadTimeoutMs,
+      maxBytes: MAX_MANIFEST_BYTES,
+      // A manifest that is not the pinned one fails with INTEGRITY (after the one retry: a cache may lag).
+      check: pinned,
+    });
     const plan = readManifest(manifestBytes);
     const entries = plan.files;
     const total = entries.reduce((s, f) => s + f.bytes, 0);
@@ -230,6 +261,7 @@ export async function fetchBundle(source, { cache = true, onProgress, downloadTi
         store,
         (n) => emit({ type: "progress", file: entry.file, loaded: done + n, total }),
         downloadTimeoutMs,
+        cacheFailed,
       );
       files[entry.file] = got.bytes;
       keys.add(got.key);
@@ -256,6 +288,7 @@ export async function fetchBundle(source, { cache = true, onProgress, downloadTi
     if (!manifestBytes) {
       throw new ShelfwiseError("INVALID_ARGUMENT", "`manifest` must be a string, a Uint8Array or an ArrayBuffer", { field: "source" });
     }
+    pinned(manifestBytes);
     const plan = readManifest(manifestBytes);
     const files = {};
     let total = 0;
@@ -282,14 +315,14 @@ export class LocalEngine {
   #disposed = false;
 
   /** Downloads (or takes) the bundle and starts the model on `device`. */
-  static async open(source, { device = "auto", cache = true, onProgress, wasm, downloadTimeoutMs } = {}) {
+  static async open(source, { device = "auto", cache = true, onProgress, onWarning, wasm, downloadTimeoutMs, manifestSha256 } = {}) {
     if (!["auto", "webgpu", "cpu"].includes(device)) {
       throw new ShelfwiseError("INVALID_ARGUMENT", `device must be "auto", "webgpu" or "cpu", not ${JSON.stringify(device)}`, {
         field: "device",
       });
     }
     await initWasm(wasm);
-    const bundle = await fetchBundle(source, { cache, onProgress, downloadTimeoutMs });
+    const bundle = await fetchBundle(source, { cache, onProgress, onWarning, downloadTimeoutMs, manifestSha256 });
     const engine = new LocalEngine();
     engine.#bundle = bundle;
     engine.#device = device;
@@ -362,6 +395,11 @@ export class LocalEngine {
   /** The profile after a session with interest vector `session` ended (`old` may be undefined). */
   async foldProfile(old, session, decay) {
     return this.#call(() => foldProfile(old, session, decay));
+  }
+
+  /** Forgets the encoded searches the model keeps (reset()). */
+  async forgetQueries() {
+    this.#rec?.forgetQueries();
   }
 
   async similar(itemId, options) {

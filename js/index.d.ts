@@ -1,8 +1,8 @@
 // Types of the `shelfwise` and `shelfwise/worker` entries (the same API). The lists (event types, reason
 // kinds, error codes) come from the Rust crate through the generated contract.d.ts.
-import type { ErrorCode, ItemEventType, Reason, SearchEventType } from "./contract.js";
+import type { ErrorCode, ItemEventType, Reason, SearchEventType, WarningCode } from "./contract.js";
 
-export type { ErrorCode, EventType, Reason, ReasonKind } from "./contract.js";
+export type { ErrorCode, EventType, Reason, ReasonKind, WarningCode } from "./contract.js";
 /** Event types `track` takes. */
 export { EVENT_TYPES } from "./contract.js";
 
@@ -57,6 +57,16 @@ export interface LoadOptions {
    * many ms (default 30000, at most 3600000); it is then retried once, and loading fails with DOWNLOAD_FAILED.
    */
   downloadTimeoutMs?: number;
+  /**
+   * `shelfwise/worker` only: a worker call that gets no answer (and, while loading, no progress) for this many
+   * ms rejects with WORKER_TIMEOUT and stops the worker; later calls reject with WORKER_FAILED (default 60000).
+   */
+  workerTimeoutMs?: number;
+  /**
+   * The SHA-256 (64 hex digits) the manifest must have: it pins the whole bundle, since the manifest holds every
+   * other file's hash. Another manifest fails to load with INTEGRITY (default: not pinned).
+   */
+  manifestSha256?: string;
   /** Where the wasm file is, if not beside the package's JS (a URL, a Response or a compiled Module). */
   wasm?: string | URL | Response | WebAssembly.Module;
 }
@@ -143,7 +153,7 @@ export interface Hooks {
   click: { itemId: string; rank: number; variant?: string; surface: string; ts: number };
   recommendations: { items: Recommendation[]; backend: Backend; timings: Timings; variant?: string };
   backendchange: { from: Backend; to: Backend; reason: string };
-  warning: { code: string; message: string };
+  warning: { code: WarningCode; message: string };
 }
 
 export type BundleSource = string | URL | { manifest: string | Uint8Array | ArrayBuffer; files: Record<string, Uint8Array | ArrayBuffer> };

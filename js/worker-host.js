@@ -12,6 +12,7 @@ const methods = {
     engine = await LocalEngine.open(source, {
       ...options,
       onProgress: (event) => postMessage({ progress: event }),
+      onWarning: (warning) => postMessage({ warning }),
     });
     return engine.info;
   },
@@ -20,9 +21,14 @@ const methods = {
   interest: (events) => engine.interest(events),
   storedProfile: (values) => engine.storedProfile(values),
   foldProfile: (old, session, decay) => engine.foldProfile(old, session, decay),
+  forgetQueries: () => engine.forgetQueries(),
   similar: (itemId, options) => engine.similar(itemId, options),
   search: (query, options) => engine.search(query, options),
   simulateDeviceLoss: () => engine.simulateDeviceLoss(),
+  // Testing only: a module that never answers (workerTimeoutMs must stop it).
+  simulateHang() {
+    for (;;);
+  },
   async fallbackToCpu() {
     await engine.fallbackToCpu();
     return engine.info;

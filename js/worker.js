@@ -10,14 +10,18 @@ export { MAX_QUERY_CHARS } from "./core.js";
 
 class WorkerEngine {
   #worker;
-  #pending = new Map();
+  #pending = new Map(); // id -> { resolve, reject, method, timer }
   #next = 1;
   #info = null;
   #onProgress = null;
+  #onWarning = null;
+  #timeoutMs = 60_000;
 
   static async open(source, options) {
     const e = new WorkerEngine();
     e.#onProgress = options.onProgress;
+    e.#onWarning = options.onWarning;
+    e.#timeoutMs = options.workerTimeoutMs ?? e.#timeoutMs;
     e.#worker = new Worker(new URL("./worker-host.js", import.meta.url), { type: "module", name: "shelfwise" });
     e.#worker.onmessage = ({ data }) => e.#receive(data);
     e.#worker.onerror = (ev) => {
@@ -39,11 +43,11 @@ class WorkerEngine {
         if (buf instanceof ArrayBuffer && !transfer.includes(buf)) transfer.push(buf);
       }
     }
-    const { onProgress, ...rest } = options;
+    const { onProgress, onWarning, ...rest } = options;
     try {
       e.#info = await e.#call("open", [src, rest], transfer);
     } catch (err) {
-      e.#worker.terminate();
+      e.#worker?.terminate();
       throw err;
     }
     return e;
@@ -51,6 +55,8 @@ class WorkerEngine {
 
   #receive(data) {
     if (data.progress) {
+      // Loading is making progress: the open call's clock starts again.
+      for (const p of this.#pending.values()) if (p.method === "open") this.#arm(p);
       try {
         this.#onProgress?.(data.progress);
       } catch {
@@ -58,23 +64,51 @@ class WorkerEngine {
       }
       return;
     }
+    if (data.warning) {
+      this.#onWarning?.(data.warning);
+      return;
+    }
     const p = this.#pending.get(data.id);
     if (!p) return;
     this.#pending.delete(data.id);
+    clearTimeout(p.timer);
     if (data.ok) p.resolve(data.value);
     else p.reject(errorFromWire(data.error));
   }
 
   #failAll(err) {
-    for (const p of this.#pending.values()) p.reject(err);
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
     this.#pending.clear();
   }
 
+  /**
+   * (Re)starts a call's clock. A worker that does not answer for `workerTimeoutMs` (a hung or crashed
+   * module) is stopped: every call in flight rejects with WORKER_TIMEOUT, and later calls with WORKER_FAILED.
+   */
+  #arm(p) {
+    clearTimeout(p.timer);
+    p.timer = setTimeout(() => {
+      const err = new ShelfwiseError("WORKER_TIMEOUT", `the shelfwise worker did not answer \`${p.method}\` within ${this.#timeoutMs} ms (workerTimeoutMs): it was stopped`);
+      this.#worker?.terminate();
+      this.#worker = null;
+      this.#dead = new ShelfwiseError("WORKER_FAILED", `the shelfwise worker was stopped after it did not answer \`${p.method}\` within ${this.#timeoutMs} ms`);
+      this.#failAll(err);
+    }, this.#timeoutMs);
+  }
+
+  #dead = null;
+
   #call(method, args, transfer = []) {
+    if (this.#dead) return Promise.reject(this.#dead);
     if (!this.#worker) return Promise.reject(new ShelfwiseError("DISPOSED", "this recommender was disposed"));
     const id = this.#next++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      const p = { resolve, reject, method, timer: null };
+      this.#pending.set(id, p);
+      this.#arm(p);
       this.#worker.postMessage({ id, method, args }, transfer);
     });
   }
@@ -102,6 +136,10 @@ class WorkerEngine {
     return this.#call("foldProfile", [old, session, decay]);
   }
 
+  forgetQueries() {
+    return this.#call("forgetQueries", []);
+  }
+
   similar(itemId, options) {
     return this.#call("similar", [itemId, options]);
   }
@@ -114,11 +152,17 @@ class WorkerEngine {
     return this.#call("simulateDeviceLoss", []);
   }
 
+  /** Testing only: the worker spins for ever, as a hung module would (the call timeout must end it). */
+  simulateHang() {
+    return this.#call("simulateHang", []);
+  }
+
   async fallbackToCpu() {
     this.#info = await this.#call("fallbackToCpu", []);
   }
 
   dispose() {
+    this.#dead = null;
     if (!this.#worker) return;
     this.#worker.postMessage({ id: 0, method: "dispose", args: [] });
     this.#worker.terminate();

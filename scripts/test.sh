@@ -75,6 +75,11 @@ for mode in cpu webgpu; do
   node tests/e2e/demo.mjs --mode $mode --bundle cache/golden/bundle --out target/e2e
 done
 
+# The session store the way shoppers use it: several tabs, reloads, reset() across tabs, a tiny quota, a
+# version-1 database, hostile manifest paths, a pinned manifest, a worker that stops answering.
+step "session store and load faults, headless Chromium, both entries"
+node tests/e2e/store.mjs --bundle cache/golden/bundle
+
 step "npm pack, installed into a Vite app and a plain module page (the README's quick start, verbatim)"
 node tests/consumers/run.mjs --bundle cache/golden/bundle --out target/consumers
 

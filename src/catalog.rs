@@ -129,9 +129,19 @@ impl ShardEntry {
     }
 }
 
+/// The largest `manifest.json` a bundle may have (16 MiB: thousands of shards and categories fit many
+/// times over). Loading stops reading a manifest download at this size; the JS side gets it generated.
+pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
+
 impl Manifest {
-    /// Parses and validates `manifest.json`.
+    /// Parses and validates `manifest.json` (at most [`MAX_MANIFEST_BYTES`]).
     pub fn from_json(bytes: &[u8]) -> Result<Manifest> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(Error::Manifest(format!(
+                "{} bytes, more than the {MAX_MANIFEST_BYTES} a manifest may have",
+                bytes.len()
+            )));
+        }
         let m: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| Error::Manifest(format!("not valid JSON for a manifest: {e}")))?;
         m.validate()?;

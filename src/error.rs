@@ -52,7 +52,23 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     code("GPU_ERROR",          "the GPU failed while loading or running a kernel"),
     code("WASM_INIT_FAILED",   "the wasm module did not start (JS API)"),
     code("WORKER_FAILED",      "the `shelfwise/worker` worker failed or could not start (JS API)"),
+    code("WORKER_TIMEOUT",     "a `shelfwise/worker` call got no answer for `workerTimeoutMs` (JS API)"),
     code("INTERNAL",           "anything else, which is a bug (JS API)"),
+];
+
+/// Every code of a `warning` the JS API emits: something went wrong that it repaired or worked around, so
+/// no call fails (docs/API.md says when each fires). The JS and TypeScript lists are generated from it.
+#[rustfmt::skip]
+pub const WARNING_CODES: &[ErrorCode] = &[
+    code("CORRUPT_HISTORY",     "the stored history or profile was damaged or did not fit the model; it was repaired"),
+    code("STORAGE_UNAVAILABLE", "IndexedDB cannot be used here (a private mode, say): history stays in memory"),
+    code("STORAGE_FAILED",      "a write to IndexedDB failed; it is retried with the next change"),
+    code("STORAGE_FULL",        "IndexedDB is out of quota: this page keeps the history in memory from now on"),
+    code("CACHE_FAILED",        "a verified bundle file could not be kept in the Cache API (quota): the next visit downloads it"),
+    code("OUT_OF_ORDER",        "an event older than the last one was placed by its time"),
+    code("FUTURE_TIMESTAMP",    "an event's `ts` was more than a minute ahead of this device's clock: it was set to now"),
+    code("PROFILE_FAILED",      "an ended session could not be folded into the long-term profile"),
+    code("WARNINGS_DROPPED",    "more warnings arrived with no `warning` handler than are kept (50): the oldest were dropped"),
 ];
 
 /// Everything that can go wrong in shelfwise.
@@ -404,8 +420,9 @@ mod tests {
     }
 
     #[test]
-    fn the_list_is_well_formed() {
-        for (i, c) in ERROR_CODES.iter().enumerate() {
+    fn the_lists_are_well_formed() {
+        let all: Vec<&ErrorCode> = ERROR_CODES.iter().chain(WARNING_CODES).collect();
+        for (i, c) in all.iter().enumerate() {
             assert!(
                 !c.code.is_empty() && c.code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
                 "{}",
@@ -417,8 +434,8 @@ mod tests {
                 c.code
             );
             assert!(
-                ERROR_CODES[i + 1..].iter().all(|d| d.code != c.code),
-                "{} is listed twice",
+                all[i + 1..].iter().all(|d| d.code != c.code),
+                "{} is listed twice (a code is an error or a warning, not both)",
                 c.code
             );
         }

@@ -51,6 +51,49 @@ impl Batch {
     }
 }
 
+/// The tokenizers crate reads a `TemplateProcessing` without the checks its builder makes, then panics while
+/// encoding: on a piece naming a special token that `special_tokens` lacks, on `$B` in the `single`
+/// template (a single text has no second sequence), and on a template after another in a `Sequence` (it
+/// gets one encoding per piece of the first). This checks the post-processor as the crate read it,
+/// serialised back, so that nested processors and both template syntaxes look the same.
+fn check_templates(p: &serde_json::Value) -> std::result::Result<(), String> {
+    fn collect<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+        match v {
+            serde_json::Value::Object(o)
+                if o.get("type").is_some_and(|t| t == "TemplateProcessing") =>
+            {
+                out.push(v)
+            }
+            serde_json::Value::Object(o) => o.values().for_each(|v| collect(v, out)),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let mut templates = Vec::new();
+    collect(p, &mut templates);
+    if templates.len() > 1 {
+        return Err(format!(
+            "{} TemplateProcessing steps, at most one can run",
+            templates.len()
+        ));
+    }
+    for t in templates {
+        for key in ["single", "pair"] {
+            for piece in t[key].as_array().into_iter().flatten() {
+                if let Some(id) = piece["SpecialToken"]["id"].as_str() {
+                    if t["special_tokens"].get(id).is_none() {
+                        return Err(format!("the `{key}` template names the special token `{id}`, which `special_tokens` lacks"));
+                    }
+                }
+                if key == "single" && piece["Sequence"]["id"] == "B" {
+                    return Err("the `single` template uses `$B`, which only a pair has".into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Tokenizer {
     /// Parses `tokenizer.json`. Texts will be truncated to `max_len` tokens, special tokens included.
     pub fn from_bytes(bytes: &[u8], max_len: usize) -> Result<Tokenizer> {
@@ -60,8 +103,16 @@ impl Tokenizer {
                 "must leave room for the special tokens (at least 2)",
             ));
         }
+        // The tokenizers crate panics (`expect("Helper")`) on a JSON syntax error inside the `decoder`
+        // value, as a truncated download has: check that the whole file is JSON first, so that is an error.
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .map_err(|e| Error::Tokenizer(format!("tokenizer.json is not valid JSON: {e}")))?;
         let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        if let Some(p) = inner.get_post_processor() {
+            let p = serde_json::to_value(p).map_err(|e| Error::Tokenizer(e.to_string()))?;
+            check_templates(&p).map_err(|e| Error::Tokenizer(format!("post_processor: {e}")))?;
+        }
         let specials = inner
             .get_post_processor()
             .map_or(0, |p| p.added_tokens(false));

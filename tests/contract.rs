@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use shelfwise::error::ERROR_CODES;
+use shelfwise::error::{ERROR_CODES, WARNING_CODES};
 use shelfwise::events::{Subject, EVENT_TYPES, MODEL_TYPES};
 use shelfwise::pipeline::Reason;
 
@@ -137,6 +137,17 @@ export const EVENTS = Object.freeze([
         writeln!(s, "  {:?}, // {}", c.code, c.meaning).unwrap();
     }
     s.push_str("]);\n");
+    writeln!(
+        s,
+        "\n/** The largest `manifest.json` a bundle may have, in bytes. */\nexport const MAX_MANIFEST_BYTES = {};",
+        shelfwise::catalog::MAX_MANIFEST_BYTES
+    )
+    .unwrap();
+    s.push_str("\n/** Every code of a `warning` event, with what it means (docs/API.md says when). */\nexport const WARNING_CODES = Object.freeze([\n");
+    for c in WARNING_CODES {
+        writeln!(s, "  {:?}, // {}", c.code, c.meaning).unwrap();
+    }
+    s.push_str("]);\n");
     s
 }
 
@@ -196,6 +207,15 @@ export type SessionEvent =
         let end = if i + 1 == ERROR_CODES.len() { ";" } else { "" };
         writeln!(s, "  | {:?}{end} // {}", c.code, c.meaning).unwrap();
     }
+    s.push_str("\n/** Every code of a `warning` event (docs/API.md says when). */\nexport type WarningCode =\n");
+    for (i, c) in WARNING_CODES.iter().enumerate() {
+        let end = if i + 1 == WARNING_CODES.len() {
+            ";"
+        } else {
+            ""
+        };
+        writeln!(s, "  | {:?}{end} // {}", c.code, c.meaning).unwrap();
+    }
     s.push_str(
         "
 export interface EventTypeInfo {
@@ -214,6 +234,8 @@ export const EVENT_TYPES: readonly EventType[];
 export const MODEL_EVENT_TYPES: readonly ModelEventType[];
 export const REASON_KINDS: readonly ReasonKind[];
 export const ERROR_CODES: readonly ErrorCode[];
+export const WARNING_CODES: readonly WarningCode[];
+export const MAX_MANIFEST_BYTES: number;
 ",
     );
     s
@@ -307,10 +329,36 @@ fn the_js_raises_only_listed_codes() {
 }
 
 #[test]
+fn the_js_warns_only_with_listed_codes() {
+    let mut found = 0;
+    let mut unlisted = Vec::new();
+    for entry in std::fs::read_dir(root().join("js")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".js") || name == "contract.js" {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).unwrap();
+        for code in quoted_after(&src, &["warn(\"", "warnOnce(\""]) {
+            found += 1;
+            if !WARNING_CODES.iter().any(|c| c.code == code) {
+                unlisted.push(format!("js/{name}: {code}"));
+            }
+        }
+    }
+    assert!(found > 8, "the scan found only {found} warnings in js/");
+    assert!(
+        unlisted.is_empty(),
+        "warning codes the JS emits that src/error.rs's WARNING_CODES does not list: {unlisted:?}"
+    );
+}
+
+#[test]
 fn the_api_docs_name_every_code_event_type_and_reason() {
     let docs = std::fs::read_to_string(root().join("docs/API.md")).unwrap();
     let names = ERROR_CODES
         .iter()
+        .chain(WARNING_CODES)
         .map(|c| c.code.to_string())
         .chain(
             EVENT_TYPES

@@ -298,6 +298,12 @@ fn main() -> Result<()> {
                 m.dim,
                 args.out.display()
             );
+            // What a storefront pins with the `manifestSha256` load option.
+            let manifest = std::fs::read(args.out.join("manifest.json"))?;
+            println!(
+                "manifest.json SHA-256: {}",
+                shelfwise::catalog::sha256_hex(&manifest)
+            );
             Ok(())
         }
         Command::Recommend {

@@ -318,6 +318,14 @@ impl Recommender {
         }
     }
 
+    /// Forgets every cached query vector (the shopper's past searches), as `reset()` needs.
+    pub fn forget_queries(&self) {
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Whether search events count (the bundle has a text encoder).
     pub fn takes_searches(&self) -> bool {
         on_backend!(&self.models, m => m.encoder.is_some())

@@ -20,7 +20,7 @@ use crate::shard::Shard;
 mod embedder;
 pub use embedder::Embedder;
 mod recommender;
-pub use recommender::{bundle_files, fold_profile, stored_profile, BundleRecommender};
+pub use recommender::{bundle_files, fold_profile, sha256_hex, stored_profile, BundleRecommender};
 
 #[wasm_bindgen(start)]
 fn start() {

@@ -78,6 +78,13 @@ pub fn bundle_files(manifest: &[u8]) -> Result<JsValue, JsValue> {
     .into())
 }
 
+/// The SHA-256 of `bytes` in lower-case hex: what a manifest records for each file, and what the
+/// `manifestSha256` load option pins the manifest to (the same digest in any context, secure or not).
+#[wasm_bindgen(js_name = sha256Hex)]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    crate::catalog::sha256_hex(bytes)
+}
+
 /// The long-term profile after a session ended with interest vector `session`:
 /// `decay * old + (1 - decay) * session`. A missing `old`, or one that does not fit (another width, a value
 /// that is not finite), is replaced by `session`. `decay` is in [0, 1].
@@ -372,6 +379,14 @@ impl BundleRecommender {
     pub fn simulate_device_loss(&self) {
         if let Ok(r) = self.ready() {
             r.simulate_device_loss();
+        }
+    }
+
+    /// Forgets the encoded searches it keeps (up to 256), so nothing of a wiped session stays in memory.
+    #[wasm_bindgen(js_name = forgetQueries)]
+    pub fn forget_queries(&self) {
+        if let Ok(r) = self.ready() {
+            r.forget_queries();
         }
     }
 

@@ -152,29 +152,29 @@ try {
   await page.screenshot({ path: join(outDir, `${mode}-3-reloaded.png`) });
 
   step("corrupt the stored history: the page recovers and warns");
-  for (const [what, record] of [
-    ["damaged events", { format: "shelfwise-state", version: 1, events: [{ type: "view" }, "junk", { type: "view", itemId: opened[0], ts: 5 }, { type: "search", query: 3 }], sessionStart: "x", profile: { vector: [NaN], sessions: 1 } }],
-    ["not a record at all", "this is not JSON state"],
+  const plant = (what) => page.evaluate(async (what) => (await import("/tests/e2e/store-page.js")).plant("default", what), what);
+  for (const [what, records, expect] of [
+    [
+      "damaged events",
+      {
+        clear: true,
+        events: [
+          { key: "default", ts: 3, type: "view" },
+          { key: "default", ts: 4, uid: "x:1", type: "teleport", itemId: "1" },
+          { key: "default", ts: 5, uid: "x:2", type: "view", itemId: opened[0] },
+          { key: "default", ts: 6, uid: "x:3", type: "search", query: 3 },
+        ],
+      },
+      1,
+    ],
+    ["a meta record that is not shelfwise state", { clear: true, meta: "this is not JSON state" }, 0],
+    ["an unreadable profile", { meta: { format: "shelfwise-state", version: 2, epoch: "e", boundary: null, profile: { vector: [NaN], sessions: 1 } } }, 0],
   ]) {
-    await page.evaluate(
-      (rec) =>
-        new Promise((ok, fail) => {
-          const open = indexedDB.open("shelfwise", 1);
-          open.onsuccess = () => {
-            const tx = open.result.transaction("state", "readwrite");
-            tx.objectStore("state").put(rec, "default");
-            tx.oncomplete = () => { open.result.close(); ok(); };
-            tx.onerror = () => fail(tx.error);
-          };
-          open.onerror = () => fail(open.error);
-        }),
-      record,
-    );
+    await plant(records);
     await page.reload();
     await page.waitForSelector("body[data-ready=true]", { timeout: 180_000 });
     const got = await page.evaluate(() => ({ warnings: window.__shop.warnings, history: window.__shop.rec.history() }));
     assert.ok(got.warnings.some((w) => w.code === "CORRUPT_HISTORY"), `${what}: a CORRUPT_HISTORY warning (${JSON.stringify(got.warnings)})`);
-    const expect = what === "damaged events" ? 1 : 0;
     assert.equal(got.history.length, expect, `${what}: the readable events are kept`);
     assert.ok((await rail()).length > 0, `${what}: the rail renders`);
   }
@@ -183,17 +183,10 @@ try {
   step("reset wipes the device");
   await page.click("#reset");
   await page.waitForFunction(() => window.__shop.rec.history().length === 0);
-  const stored = await page.evaluate(
-    () =>
-      new Promise((ok) => {
-        const open = indexedDB.open("shelfwise", 1);
-        open.onsuccess = () => {
-          const req = open.result.transaction("state").objectStore("state").get("default");
-          req.onsuccess = () => { open.result.close(); ok(req.result ?? null); };
-        };
-      }),
-  );
-  assert.equal(stored, null, "nothing stored after reset");
+  await page.evaluate(() => window.__shop.rec.flush());
+  const stored = await page.evaluate(async () => (await import("/tests/e2e/store-page.js")).stored("default"));
+  assert.deepEqual(stored.events, [], "no events stored after reset");
+  assert.equal(stored.meta?.profile ?? null, null, "no profile stored after reset");
 
   const reload = async () => {
     await page.reload();
@@ -331,18 +324,8 @@ try {
       const key = "f32-test";
       // 1e39 is a finite JSON number, and Infinity as a 32-bit float: it used to make every recommend fail.
       const vector = Array.from({ length: dim }, (_, i) => (i === 0 ? 1e39 : 0.01));
-      const record = { format: "shelfwise-state", version: 1, events: [], sessionStart: 0, profile: { vector, sessions: 2 } };
-      await new Promise((ok, fail) => {
-        const open = indexedDB.open("shelfwise", 1);
-        open.onupgradeneeded = () => open.result.createObjectStore("state");
-        open.onsuccess = () => {
-          const tx = open.result.transaction("state", "readwrite");
-          tx.objectStore("state").put(record, key);
-          tx.oncomplete = () => { open.result.close(); ok(); };
-          tx.onerror = () => fail(tx.error);
-        };
-        open.onerror = () => fail(open.error);
-      });
+      const meta = { format: "shelfwise-state", version: 2, epoch: "f32", boundary: null, profile: { vector, sessions: 2 } };
+      await (await import("/tests/e2e/store-page.js")).plant(key, { meta });
       const { Recommender } = await import("/pkg/worker.js");
       const rec = new Recommender(b, { device: "cpu", cache: false, persist: "indexeddb", storageKey: key });
       const warnings = [];
@@ -564,7 +547,7 @@ try {
   }
 
   step("privacy: only page assets and bundle files were fetched, none carrying session data");
-  const pageAssets = new Set(["/www/", "/www/shop.css", "/www/shop.js", "/tests/e2e/matrix.js"]);
+  const pageAssets = new Set(["/www/", "/www/shop.css", "/www/shop.js", "/tests/e2e/matrix.js", "/tests/e2e/store-page.js"]);
   for (const r of requests) {
     const u = new URL(r.url);
     assert.equal(u.origin, origin, `a request to another origin: ${r.url}`);
