@@ -1,5 +1,5 @@
 # shelfwise: `make demo` and `make test` set up a fresh machine (idempotently) and run.
-.PHONY: setup pkg bundle demo test bench bench-web clean
+.PHONY: setup pkg bundle demo test test-browsers soak fuzz bench bench-web clean
 
 setup:
 	bash scripts/setup.sh
@@ -20,6 +20,23 @@ demo: pkg
 # Every test: fmt, clippy (host + wasm32), native tests with GPU parity, browser tests in both modes.
 test: setup
 	bash scripts/test.sh
+
+# The session-store tests in Firefox ESR and WebKitGTK (Safari's engine): installs both (apt, geckodriver
+# from crates.io) the first time; runs on the quick bundle `make test` builds. Not in `make test`, to keep
+# that under 30 minutes on a fresh machine.
+test-browsers: pkg
+	bash scripts/setup-browsers.sh
+	node tests/e2e/store-browsers.mjs --browser firefox --bundle cache/golden/bundle
+	xvfb-run -a node tests/e2e/store-browsers.mjs --browser webkit --bundle cache/golden/bundle
+
+# The 30-minute soak on the demo bundle (two tabs, 50 events/s each; docs/RELIABILITY.md).
+soak: pkg
+	bash scripts/demo-bundle.sh
+	node scripts/soak.mjs --minutes 30 --bundle www/ml100k
+
+# The long fuzz campaigns: every target for 10 million executions (docs/RELIABILITY.md, fuzz/README.md).
+fuzz: setup
+	bash scripts/fuzz.sh --runs 10000000
 
 # Native criterion benchmarks (medians and ratios against baselines in the same run).
 # Native criterion benchmarks: ranking (100k and 1M items), then all-MiniLM-L6-v2 against candle.

@@ -634,6 +634,16 @@ export class RecommenderCore {
     return result;
   }
 
+  /**
+   * What this recommender holds in memory, for monitoring: `{ wasmBytes, historyEvents }`, the wasm
+   * module's linear memory (in the worker, for `shelfwise/worker`; it grows, never shrinks) and the events
+   * in the history.
+   */
+  async memoryUsage() {
+    const { wasmBytes } = await this.#run((engine) => engine.memoryUsage());
+    return { wasmBytes, historyEvents: this.#history.length };
+  }
+
   /** Every stored event, oldest first (copies). */
   history() {
     return this.#history.map(publicEvent);

@@ -8,10 +8,13 @@ import { ShelfwiseError, asShelfwiseError } from "./errors.js";
 
 const CACHE_NAME = "shelfwise-bundles-v1";
 let wasmReady = null;
+let wasmMemory = null; // the module's linear memory, once started
 
 /** Starts (once) and awaits the wasm module. `wasm` may be a URL, a Response, bytes or a Module. */
 export function initWasm(wasm) {
-  wasmReady ??= init(wasm === undefined ? undefined : { module_or_path: wasm }).catch((e) => {
+  wasmReady ??= init(wasm === undefined ? undefined : { module_or_path: wasm }).then(
+    (exports) => ((wasmMemory = exports.memory), exports),
+  ).catch((e) => {
     wasmReady = null;
     throw new ShelfwiseError("WASM_INIT_FAILED", `the wasm module did not start: ${e?.message ?? e}`);
   });
@@ -395,6 +398,11 @@ export class LocalEngine {
   /** The profile after a session with interest vector `session` ended (`old` may be undefined). */
   async foldProfile(old, session, decay) {
     return this.#call(() => foldProfile(old, session, decay));
+  }
+
+  /** How much memory the engine holds: `{ wasmBytes }`, the wasm module's linear memory (it never shrinks). */
+  async memoryUsage() {
+    return { wasmBytes: wasmMemory?.buffer.byteLength ?? 0 };
   }
 
   /** Forgets the encoded searches the model keeps (reset()). */

@@ -171,6 +171,8 @@ export class Recommender {
   similar(itemId: string, options?: RecommendOptions): Promise<Recommendations>;
   search(text: string, options?: RecommendOptions): Promise<Recommendations>;
   history(): StoredEvent[];
+  /** For monitoring: the wasm module's linear memory in bytes (it grows, never shrinks) and the history's length. */
+  memoryUsage(): Promise<{ wasmBytes: number; historyEvents: number }>;
   profile(): Profile | null;
   exportHistory(): HistoryExport;
   reset(): Promise<void>;

@@ -22,6 +22,7 @@ const methods = {
   storedProfile: (values) => engine.storedProfile(values),
   foldProfile: (old, session, decay) => engine.foldProfile(old, session, decay),
   forgetQueries: () => engine.forgetQueries(),
+  memoryUsage: () => engine.memoryUsage(),
   similar: (itemId, options) => engine.similar(itemId, options),
   search: (query, options) => engine.search(query, options),
   simulateDeviceLoss: () => engine.simulateDeviceLoss(),

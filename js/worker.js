@@ -136,6 +136,10 @@ class WorkerEngine {
     return this.#call("foldProfile", [old, session, decay]);
   }
 
+  memoryUsage() {
+    return this.#call("memoryUsage", []);
+  }
+
   forgetQueries() {
     return this.#call("forgetQueries", []);
   }

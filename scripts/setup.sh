@@ -76,6 +76,11 @@ if ! { have wasm-pack && wasm-pack --version | grep -q "$WASM_PACK_VERSION"; }; 
   say "cargo install wasm-pack $WASM_PACK_VERSION"
   cargo install -q wasm-pack --version "$WASM_PACK_VERSION" --locked --force
 fi
+# The fuzz targets (fuzz/, scripts/fuzz.sh) build with cargo-fuzz on the stable toolchain.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  say "cargo install cargo-fuzz"
+  cargo install -q cargo-fuzz --locked
+fi
 
 # --- npm tools (wasm-opt from binaryen, playwright-core for pages) --------------------------------
 tools=target/tools

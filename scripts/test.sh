@@ -80,6 +80,15 @@ done
 step "session store and load faults, headless Chromium, both entries"
 node tests/e2e/store.mjs --bundle cache/golden/bundle
 
+# The 30-minute soak (node scripts/soak.mjs, docs/RELIABILITY.md) in one minute: two tabs, 50 events/s each,
+# memory flat, no event lost. Latency may vary more on a shared 2-core machine than in a long run: +50%.
+step "soak, 60 seconds (two tabs, both entries, persistence on)"
+node scripts/soak.mjs --seconds 60 --bundle cache/golden/bundle --p95 0.5
+
+# Each cargo-fuzz target for 10 s from the committed seeds alone (the long campaigns: docs/RELIABILITY.md).
+step "fuzz smoke: every cargo-fuzz target, 10 s each"
+bash scripts/fuzz.sh --smoke 10
+
 step "npm pack, installed into a Vite app and a plain module page (the README's quick start, verbatim)"
 node tests/consumers/run.mjs --bundle cache/golden/bundle --out target/consumers
 

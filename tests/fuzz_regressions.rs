@@ -225,3 +225,24 @@ fn recommend_inputs() {
         }
     }
 }
+
+/// Found by the soak test (scripts/soak.mjs): once the cache of encoded searches was full, a call whose
+/// session held cached searches cleared it and then failed (`a cached query vector went missing`). A
+/// session of more distinct searches than the cache holds, asked again with new ones, must keep working.
+#[test]
+fn more_searches_than_the_query_cache_holds() {
+    use shelfwise::pipeline::recommender::SessionEvent;
+    let rec = checks::load_bundle(&bundle_file);
+    let mut events: Vec<SessionEvent> = Vec::new();
+    // Each call's session ends with the last round's searches (cached) and 30 new ones: after nine rounds
+    // the cache (256) overflows while the session still holds cached searches.
+    for round in 0..20 {
+        for i in 0..30 {
+            events.push(SessionEvent::Search {
+                query: format!("winter boots {round} {i}"),
+            });
+        }
+        let r = pollster::block_on(rec.recommend(&events, &Default::default(), None));
+        assert!(r.is_ok(), "round {round}, {} searches: {:?}", events.len(), r.err());
+    }
+}

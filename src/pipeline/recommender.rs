@@ -343,38 +343,40 @@ impl Recommender {
         if !self.takes_searches() {
             return Ok((Vec::new(), 0.0));
         }
-        let missing: Vec<&str> = {
+        // Cached vectors are copied out at once: another call may clear the cache while this one encodes.
+        let mut out: Vec<Option<QueryVector>> = {
             let cache = self.queries.lock().unwrap_or_else(|e| e.into_inner());
-            let mut m: Vec<&str> = queries
-                .iter()
-                .copied()
-                .filter(|q| !cache.contains_key(*q))
-                .collect();
-            m.sort_unstable();
-            m.dedup();
-            m
+            queries.iter().map(|q| cache.get(*q).cloned()).collect()
         };
+        let mut missing: Vec<&str> = queries
+            .iter()
+            .zip(&out)
+            .filter(|(_, v)| v.is_none())
+            .map(|(q, _)| *q)
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
         let t0 = Instant::now();
-        let mut fresh = Vec::new();
-        if !missing.is_empty() {
-            let vectors = on_backend!(&self.models, m => m.encode_queries(&missing).await)?;
-            fresh.extend(missing.iter().map(|q| q.to_string()).zip(vectors));
+        if missing.is_empty() {
+            return Ok((out.into_iter().flatten().collect(), 0.0));
         }
+        let vectors = on_backend!(&self.models, m => m.encode_queries(&missing).await)?;
         let ms = elapsed_ms(t0);
-        let mut cache = self.queries.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() + fresh.len() > QUERY_CACHE {
-            cache.clear();
-        }
-        let mut out = Vec::with_capacity(queries.len());
-        for q in queries {
-            match fresh.iter().find(|(f, _)| f == q) {
-                Some((_, v)) => out.push(v.clone()),
-                None => out.push(cache.get(*q).cloned().ok_or_else(|| {
-                    Error::invalid("query", "a cached query vector went missing")
-                })?),
+        for (v, q) in out.iter_mut().zip(queries) {
+            if v.is_none() {
+                // `missing` is sorted, and `vectors` is in its order.
+                *v = missing.binary_search(q).ok().and_then(|i| vectors.get(i)).cloned();
             }
         }
-        cache.extend(fresh);
+        let mut cache = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() + missing.len() > QUERY_CACHE {
+            cache.clear();
+        }
+        let room = QUERY_CACHE - cache.len();
+        cache.extend(missing.iter().map(|q| q.to_string()).zip(vectors).take(room));
+        let out = out.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| {
+            Error::invalid("query", "the text encoder returned fewer vectors than queries")
+        })?;
         Ok((out, ms))
     }
 
