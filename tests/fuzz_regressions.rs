@@ -243,6 +243,11 @@ fn more_searches_than_the_query_cache_holds() {
             });
         }
         let r = pollster::block_on(rec.recommend(&events, &Default::default(), None));
-        assert!(r.is_ok(), "round {round}, {} searches: {:?}", events.len(), r.err());
+        assert!(
+            r.is_ok(),
+            "round {round}, {} searches: {:?}",
+            events.len(),
+            r.err()
+        );
     }
 }

@@ -365,7 +365,11 @@ impl Recommender {
         for (v, q) in out.iter_mut().zip(queries) {
             if v.is_none() {
                 // `missing` is sorted, and `vectors` is in its order.
-                *v = missing.binary_search(q).ok().and_then(|i| vectors.get(i)).cloned();
+                *v = missing
+                    .binary_search(q)
+                    .ok()
+                    .and_then(|i| vectors.get(i))
+                    .cloned();
             }
         }
         let mut cache = self.queries.lock().unwrap_or_else(|e| e.into_inner());
@@ -373,9 +377,18 @@ impl Recommender {
             cache.clear();
         }
         let room = QUERY_CACHE - cache.len();
-        cache.extend(missing.iter().map(|q| q.to_string()).zip(vectors).take(room));
+        cache.extend(
+            missing
+                .iter()
+                .map(|q| q.to_string())
+                .zip(vectors)
+                .take(room),
+        );
         let out = out.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| {
-            Error::invalid("query", "the text encoder returned fewer vectors than queries")
+            Error::invalid(
+                "query",
+                "the text encoder returned fewer vectors than queries",
+            )
         })?;
         Ok((out, ms))
     }
