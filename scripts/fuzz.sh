@@ -75,6 +75,8 @@ echo "fuzz.sh: built in $((SECONDS - build_start)) s"
 mkdir -p fuzz/target/logs
 # cargo fuzz run sets this too: the Rust std and the sanitizer runtime both define a few globals.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_odr_violation=0}"
+# The tokenizers crate encodes on worker threads otherwise, and libFuzzer keeps no input for a panic there.
+export TOKENIZERS_PARALLELISM=false
 failed=0
 summary=()
 for t in "${targets[@]}"; do

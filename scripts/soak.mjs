@@ -17,7 +17,6 @@
 // 50), --window S (seconds a latency window covers: 60, or a third of a shorter run), --out DIR (soak.json
 // with every window; target/soak). Build the package first (scripts/build-pkg.sh), and for the default
 // bundle `bash scripts/demo-bundle.sh`.
-import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { serve } from "./serve.mjs";
@@ -196,10 +195,14 @@ try {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "soak.json"), JSON.stringify({ seconds, rate, windowS, bundle: bundleDir, tabs: results.map(({ history, recent, ...r }) => r) }, null, 2));
 
-  // The checks.
+  // The checks: every one is made and reported, then the run fails if any did.
+  const problems = [];
+  const check = (ok, what) => {
+    if (!ok) problems.push(what);
+  };
   for (const r of results) {
-    assert.deepEqual(r.failures, [], `${r.entry}: every recommend() succeeded`);
-    assert.deepEqual(r.warnings, [], `${r.entry}: no warning`);
+    check(r.failures.length === 0, `${r.entry}: ${r.failures.length} recommend() calls failed: ${r.failures.slice(0, 3)}`);
+    check(r.warnings.length === 0, `${r.entry}: ${r.warnings.length} warnings: ${r.warnings.slice(0, 3)}`);
     const [first, ...rest] = r.windows;
     const last = r.windows.at(-1);
     const warm = Math.max(first.heap, r.windows[1]?.heap ?? first.heap);
@@ -207,23 +210,29 @@ try {
     const wasmGrowth = last.wasm - first.wasm;
     const ratio = last.p95 / first.p95;
     log(`${r.entry}: ${r.tracked} events; JS heap ${mb(warm)} MB after warm-up, at most ${mb(Math.max(0, heapGrowth))} MB more later; wasm ${mb(first.wasm)} MB, then ${wasmGrowth >= 0 ? "+" : ""}${mb(wasmGrowth)} MB; p95 ${first.p95.toFixed(1)} ms first, ${last.p95.toFixed(1)} ms last (x${ratio.toFixed(2)})`);
-    if (Number.isFinite(warm)) assert.ok(heapGrowth <= heapMb * 2 ** 20, `${r.entry}: the JS heap grew ${mb(heapGrowth)} MB after warm-up (bound ${heapMb} MB)`);
-    assert.ok(wasmGrowth <= wasmMb * 2 ** 20, `${r.entry}: the wasm memory grew ${mb(wasmGrowth)} MB after warm-up (bound ${wasmMb} MB)`);
-    assert.ok(ratio <= 1 + p95Bound, `${r.entry}: p95 went from ${first.p95.toFixed(1)} to ${last.p95.toFixed(1)} ms (bound +${p95Bound * 100}%)`);
+    if (Number.isFinite(warm)) check(heapGrowth <= heapMb * 2 ** 20, `${r.entry}: the JS heap grew ${mb(heapGrowth)} MB after warm-up (bound ${heapMb} MB)`);
+    check(wasmGrowth <= wasmMb * 2 ** 20, `${r.entry}: the wasm memory grew ${mb(wasmGrowth)} MB after warm-up (bound ${wasmMb} MB)`);
+    check(ratio <= 1 + p95Bound, `${r.entry}: p95 went from ${first.p95.toFixed(1)} to ${last.p95.toFixed(1)} ms (bound +${p95Bound * 100}%)`);
   }
   // Nothing lost: the last 500 events of both tabs together, by time, are what each tab and the store hold.
-  // Events of equal `ts` from the two tabs may sit in either order, so the comparison is by time, then content.
   const cap = 500;
   const order = (a, b) => a.ts - b.ts || (sig(a) < sig(b) ? -1 : 1);
   const tracked = results.flatMap((r) => r.recent).sort(order);
   const expected = tracked.slice(-cap);
   const cutTs = expected[0].ts;
-  // An event at the cut's exact time may be kept or dropped by either tab: compare strictly after it.
+  // Events of the two tabs at the cut's exact time may be kept or dropped by either: compare strictly after it.
   const after = (list) => list.filter((e) => e.ts > cutTs).map(sig).sort();
-  assert.ok(results.every((r) => r.history.length === cap) && stored.length === cap, `histories and store hold ${cap} events: ${results.map((r) => r.history.length)} / ${stored.length}`);
-  for (const r of results) assert.deepEqual(after(r.history), after(expected), `${r.entry}: its history is the last ${cap} events of both tabs`);
-  assert.deepEqual(after(stored), after(expected), `the stored records are the last ${cap} events of both tabs`);
-  log(`nothing lost: ${results.reduce((s, r) => s + r.tracked, 0)} events tracked; both histories and the ${stored.length} stored records are the last ${cap} of them`);
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const want = after(expected);
+  const before = problems.length;
+  check(results.every((r) => r.history.length === cap) && stored.length === cap, `histories and store hold ${results.map((r) => r.history.length)} / ${stored.length} events, not ${cap}`);
+  for (const r of results) check(same(after(r.history), want), `${r.entry}: its history is not the last ${cap} events of both tabs`);
+  check(same(after(stored), want), `the stored records are not the last ${cap} events of both tabs`);
+  if (problems.length === before) {
+    log(`nothing lost: ${results.reduce((s, r) => s + r.tracked, 0)} events tracked; both histories and the ${stored.length} stored records are the last ${cap} of them`);
+  }
+  for (const p of problems) console.error(`soak: FAILED: ${p}`);
+  if (problems.length) failed = true;
   log(failed ? "FAILED" : "passed");
 } catch (e) {
   failed = true;

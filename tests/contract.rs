@@ -303,13 +303,7 @@ fn the_js_raises_only_listed_codes() {
     ];
     let mut found = 0;
     let mut unlisted = Vec::new();
-    for entry in std::fs::read_dir(root().join("js")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".js") || name == "contract.js" {
-            continue;
-        }
-        let src = std::fs::read_to_string(&path).unwrap();
+    for (name, src) in js_sources() {
         // Only code-like strings: `typeof e.code === "string"` is not a code.
         let codes = quoted_after(&src, &prefixes)
             .into_iter()
@@ -328,17 +322,24 @@ fn the_js_raises_only_listed_codes() {
     );
 }
 
+/// The hand-written JS files (`js/*.js` but the generated `contract.js`): each name with its text.
+fn js_sources() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root().join("js")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".js") && name != "contract.js" {
+            out.push((name, std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    out
+}
+
 #[test]
 fn the_js_warns_only_with_listed_codes() {
     let mut found = 0;
     let mut unlisted = Vec::new();
-    for entry in std::fs::read_dir(root().join("js")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".js") || name == "contract.js" {
-            continue;
-        }
-        let src = std::fs::read_to_string(&path).unwrap();
+    for (name, src) in js_sources() {
         for code in quoted_after(&src, &["warn(\"", "warnOnce(\""]) {
             found += 1;
             if !WARNING_CODES.iter().any(|c| c.code == code) {

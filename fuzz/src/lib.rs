@@ -10,13 +10,45 @@ pub mod checks;
 macro_rules! bundle_file {
     ($name:expr) => {
         match $name {
-            "manifest.json" => Some(&include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/bundle/manifest.json"))[..]),
-            "shard-000.safetensors" => Some(&include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/bundle/shard-000.safetensors"))[..]),
-            "interest/config.json" => Some(&include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/bundle/interest/config.json"))[..]),
-            "interest/model.safetensors" => Some(&include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/bundle/interest/model.safetensors"))[..]),
-            "encoder/config.json" => Some(&include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/bundle/encoder/config.json"))[..]),
-            "encoder/model.safetensors" => Some(&include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/bundle/encoder/model.safetensors"))[..]),
-            "encoder/tokenizer.json" => Some(&include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/bundle/encoder/tokenizer.json"))[..]),
+            "manifest.json" => Some(
+                &include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/bundle/manifest.json"))[..],
+            ),
+            "shard-000.safetensors" => Some(
+                &include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/bundle/shard-000.safetensors"
+                ))[..],
+            ),
+            "interest/config.json" => Some(
+                &include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/bundle/interest/config.json"
+                ))[..],
+            ),
+            "interest/model.safetensors" => Some(
+                &include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/bundle/interest/model.safetensors"
+                ))[..],
+            ),
+            "encoder/config.json" => Some(
+                &include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/bundle/encoder/config.json"
+                ))[..],
+            ),
+            "encoder/model.safetensors" => Some(
+                &include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/bundle/encoder/model.safetensors"
+                ))[..],
+            ),
+            "encoder/tokenizer.json" => Some(
+                &include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/bundle/encoder/tokenizer.json"
+                ))[..],
+            ),
             _ => None,
         }
     };

@@ -25,9 +25,10 @@ const MODEL_ID: &str = "fuzz-tiny";
 /// A WordPiece `tokenizer.json` of a few dozen tokens, laid out as Hugging Face writes BERT's.
 fn tokenizer_json() -> String {
     let words = [
-        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "blue", "green", "black", "white", "shoe",
-        "shirt", "hat", "dress", "boot", "warm", "cold", "summer", "winter", "sale", "new", "the", "a",
-        "for", "and", "with", "##s", "##ing", "##ed", "##er", "r", "e", "d", "s", "h", "o", ".", ",",
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "blue", "green", "black", "white",
+        "shoe", "shirt", "hat", "dress", "boot", "warm", "cold", "summer", "winter", "sale", "new",
+        "the", "a", "for", "and", "with", "##s", "##ing", "##ed", "##er", "r", "e", "d", "s", "h",
+        "o", ".", ",",
     ];
     let vocab: Vec<String> = words
         .iter()
@@ -238,7 +239,11 @@ fn main() {
 
     // Seeds, one folder per target.
     write(&seeds, "shard/f32-attributes.safetensors", &shard_bytes);
-    write(&seeds, "shard/f16.safetensors", &shard(Dtype::F16, false, 5));
+    write(
+        &seeds,
+        "shard/f16.safetensors",
+        &shard(Dtype::F16, false, 5),
+    );
     write(&seeds, "shard/int8.safetensors", &shard(Dtype::I8, true, 4));
     write(&seeds, "manifest/bundle.json", &manifest_json);
     write(
@@ -251,9 +256,17 @@ fn main() {
         "model/interest.bin",
         &join2(icfg.as_bytes(), &iweights),
     );
-    write(&seeds, "model/encoder.bin", &join2(ecfg.as_bytes(), &eweights));
+    write(
+        &seeds,
+        "model/encoder.bin",
+        &join2(ecfg.as_bytes(), &eweights),
+    );
     for (name, max_len, text) in [
-        ("tokenizer/winter-boots.bin", 16u8, "Red winter boots, for the cold!"),
+        (
+            "tokenizer/winter-boots.bin",
+            16u8,
+            "Red winter boots, for the cold!",
+        ),
         ("tokenizer/short.bin", 3, "a hat"),
     ] {
         let mut b = vec![max_len];
@@ -261,15 +274,33 @@ fn main() {
         write(&seeds, name, &b);
     }
     // The decoded targets read bytes as choices (checks::Bytes): a few hand-made ones.
-    write(&seeds, "stored_state/same-width.bin", &[3, 6, 1, 6, 2, 6, 3, 0, 1, 2, 1, 3, 2, 3, 6, 12]);
-    write(&seeds, "stored_state/overflow.bin", &[2, 1, 5, 0, 0, 2, 7, 7, 7, 1]);
-    write(&seeds, "recommend/views.bin", &[0, 3, 0, 0, 1, 0, 0, 2, 2, 0, 1, 5, 0, 0, 0, 0]);
+    write(
+        &seeds,
+        "stored_state/same-width.bin",
+        &[3, 6, 1, 6, 2, 6, 3, 0, 1, 2, 1, 3, 2, 3, 6, 12],
+    );
+    write(
+        &seeds,
+        "stored_state/overflow.bin",
+        &[2, 1, 5, 0, 0, 2, 7, 7, 7, 1],
+    );
+    write(
+        &seeds,
+        "recommend/views.bin",
+        &[0, 3, 0, 0, 1, 0, 0, 2, 2, 0, 1, 5, 0, 0, 0, 0],
+    );
     write(
         &seeds,
         "recommend/filters.bin",
-        &[0, 2, 0, 3, 4, 2, 0, 1, 6, 0xff, 0x1f, 0, 0, 3, 1, 1, 1, 12, 10, 12, 200],
+        &[
+            0, 2, 0, 3, 4, 2, 0, 1, 6, 0xff, 0x1f, 0, 0, 3, 1, 1, 1, 12, 10, 12, 200,
+        ],
     );
     write(&seeds, "recommend/search.bin", &[2, 0, 1, 0]);
-    write(&seeds, "recommend/similar.bin", &[1, 1, 0, 0, 4, 1, 5, 0, 0, 0, 0]);
+    write(
+        &seeds,
+        "recommend/similar.bin",
+        &[1, 1, 0, 0, 4, 1, 5, 0, 0, 0, 0],
+    );
     println!("wrote {} and {}", bundle.display(), seeds.display());
 }
