@@ -224,7 +224,8 @@ export async function fetchBundle(source, { cache = true, onProgress, onWarning,
       // A throwing handler must not break loading.
     }
   };
-  // The manifest names every other file and its hash: pinning it pins the whole bundle.
+  // The manifest names every other file and its hash: pinning it pins the whole bundle. The wasm module
+  // hashes it: SubtleCrypto is missing outside secure contexts, and a pin must be checked everywhere.
   const pinned = (bytes) => {
     if (!manifestSha256) return;
     const found = wasmSha256Hex(bytes);

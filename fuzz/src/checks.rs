@@ -14,8 +14,8 @@ use shelfwise::model::{
 };
 use shelfwise::pipeline::recommender::{Profile, SessionEvent};
 use shelfwise::pipeline::{Index, Recommender};
-use shelfwise::profile;
 use shelfwise::tokenize::Tokenizer;
+use shelfwise::{events, profile};
 use shelfwise::{DeviceChoice, SearchOptions, Shard};
 
 /// The files of the tiny bundle in `fuzz/bundle/`, by the names its manifest uses.
@@ -467,19 +467,23 @@ impl StoredState {
     }
 }
 
-/// Event type names to pick from: every type (the model reads all but `ignore`; `search` is not an item
-/// event) and an empty one.
-const KINDS: [&str; 9] = [
-    "view",
-    "click",
-    "add_to_cart",
-    "purchase",
-    "favorite",
-    "rate",
-    "search",
-    "ignore",
-    "",
-];
+/// Event type names to pick from: every type of [`events::EVENT_TYPES`], in its order, and an empty one.
+fn kinds() -> Vec<&'static str> {
+    events::EVENT_TYPES
+        .iter()
+        .map(|t| t.name)
+        .chain([""])
+        .collect()
+}
+
+/// The item event types the model reads.
+fn item_kinds() -> Vec<&'static str> {
+    events::EVENT_TYPES
+        .iter()
+        .filter(|t| t.subject == events::Subject::Item && t.model_type.is_some())
+        .map(|t| t.name)
+        .collect()
+}
 
 /// Queries to pick from, so that searches repeat (and hit the query cache).
 const QUERIES: [&str; 6] = [
@@ -497,18 +501,19 @@ impl RecommendCase {
         let mut b = Bytes::new(data);
         let mut id_names: Vec<&str> = ids.to_vec();
         id_names.extend(["", "unknown-item"]);
+        let (kinds, item_kinds) = (kinds(), item_kinds());
         let call = b.u8();
         let events = (0..b.len(12))
             .map(|_| match b.u8() % 4 {
                 0 | 1 => SessionEvent::Item {
-                    kind: b.pick(&KINDS[..6]),
+                    kind: b.pick(&item_kinds),
                     id: b.pick(&id_names),
                 },
                 2 => SessionEvent::Search {
                     query: b.pick(&QUERIES),
                 },
                 _ => SessionEvent::Item {
-                    kind: b.pick(&KINDS),
+                    kind: b.pick(&kinds),
                     id: b.pick(&id_names),
                 },
             })
