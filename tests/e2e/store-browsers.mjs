@@ -159,7 +159,7 @@ try {
 
   for (const entry of ENTRIES) {
     try {
-      let t = Date.now();
+      const t = Date.now();
       await entryScenarios(tabs, { entry, bundleUrl, manifestSha, step });
       step(`${entry}: done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
     } catch (e) {
